@@ -1,0 +1,169 @@
+"""The synthetic bank: schema, determinism, rates, planted structure, oracle separation."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from ml.config import HOLDOUT_CUTOFF, PROJECT_ROOT
+from ml.datagen import RESPONSES, FeedbackSimulator, generate
+from ml.datagen.stats import any_non_savings, product_rates
+
+CUSTOMER_COLUMNS = ["customer_id", "age", "gender", "region_code", "education", "marital_status",
+                    "asset_level", "assets_cny", "risk_preference", "card_type", "customer_since"]
+EVENT_COLUMNS = ["event_id", "customer_id", "event_time", "event_type", "product_id", "amount", "channel"]
+EVENT_TYPES = {"product_open", "product_trade", "product_redeem", "product_close", "channel_bind",
+               "salary_credit", "deposit_maturity", "card_replacement"}
+
+
+@pytest.fixture(scope="module")
+def con(raw_data_dir):
+    con = duckdb.connect()
+    raw = raw_data_dir / "raw"
+    con.execute(f"create view customers as select * from read_parquet('{raw}/customers/*.parquet')").fetchall()
+    con.execute(f"create view events as select * from read_parquet('{raw}/events/*.parquet')").fetchall()
+    con.execute(f"create view products as select * from read_csv('{PROJECT_ROOT}/seeds/products.csv')").fetchall()
+    con.execute("""create view clean_customers as select * from customers
+                   where regexp_full_match(coalesce(customer_id, ''), '[0-9A-F]{32}') and age between 16 and 110""").fetchall()
+    con.execute("""create view held as select customer_id, product_id from (
+        select customer_id, product_id, sum(case when event_type = 'product_open' then 1 else -1 end) as balance
+        from events where event_type in ('product_open', 'product_close') and event_time < timestamp '2025-04-01'
+        group by all) where balance > 0""").fetchall()
+    return con
+
+
+def scalar(con, sql, params=None):
+    return con.execute(sql, params or []).fetchall()[0][0]
+
+
+def test_schema_matches_the_data_contract(raw_data_dir):
+    customers = pq.read_schema(next((raw_data_dir / "raw" / "customers").glob("*.parquet")))
+    events = pq.read_schema(next((raw_data_dir / "raw" / "events").glob("*.parquet")))
+    assert customers.names == CUSTOMER_COLUMNS
+    assert events.names == EVENT_COLUMNS
+    assert str(events.field("event_time").type).startswith("timestamp")
+
+
+def test_ids_are_md5_hex_and_dirty_rows_are_rare(con):
+    total = scalar(con, "select count(*) from customers")
+    clean = scalar(con, "select count(*) from clean_customers")
+    assert clean == 20_000
+    assert 0 < total - clean < 0.002 * total, "a real extract has a few malformed rows, not many"
+    assert scalar(con, "select count(distinct customer_id) from clean_customers") == clean
+    assert scalar(con, "select count(*) from clean_customers where region_code not similar to '[0-9]{6}'") == 0
+    wuxi = scalar(con, "select avg((region_code like '3202%')::int) from clean_customers")
+    assert wuxi > 0.8
+
+
+def test_event_types_and_time_range(con):
+    types = {r[0] for r in con.execute("select distinct event_type from events").fetchall()}
+    assert EVENT_TYPES <= types and len(types - EVENT_TYPES) == 1  # plus one junk type for quarantine
+    first_2024 = scalar(con, "select min(event_time) from events where event_type = 'salary_credit'")
+    last = scalar(con, "select max(event_time) from events")
+    assert str(first_2024) >= "2024-01-01" and str(last) < "2025-07-01"
+    # opening positions carry their original, pre-2024 dates
+    assert scalar(con, "select count(*) from events where event_time < '2024-01-01' and event_type = 'product_open'") > 0
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    tables = []
+    for run, seed in (("a", 3), ("b", 3), ("c", 4)):
+        generate(1_500, seed, tmp_path / run / "raw", tmp_path / run / "oracle", progress=False)
+        tables.append(pd.read_parquet(tmp_path / run / "raw" / "events"))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert not tables[0].equals(tables[2])
+
+
+def test_imbalance_like_the_bank(raw_data_dir):
+    rates = product_rates(raw_data_dir / "raw")
+    non_savings = rates[rates.category != "savings"]
+    assert non_savings.holding_pct.between(0.1, 3.0).all(), non_savings
+    assert rates.set_index("product_id").loc["SAV_DEMAND", "holding_pct"] > 95
+    overall = any_non_savings(raw_data_dir / "raw")
+    assert 1.0 <= overall["any_non_savings_adoption_3m_pct"] <= 3.0
+
+
+def lift(con, a, b):
+    n = scalar(con, "select count(distinct customer_id) from events")
+    na = scalar(con, "select count(*) from held where product_id = ?", [a])
+    nb = scalar(con, "select count(*) from held where product_id = ?", [b])
+    both = scalar(con, "select count(*) from held x join held y using (customer_id) "
+                       "where x.product_id = ? and y.product_id = ?", [a, b])
+    return both * n / (na * nb)
+
+
+def test_complements_co_held_and_substitutes_not(con):
+    assert lift(con, "CRD_MORTGAGE", "PRO_LIFE") > 1.5
+    assert lift(con, "CRD_MORTGAGE", "PRO_CRITICAL") > 1.5
+    assert lift(con, "SAV_LCD", "WLT_WMP") > 1.5
+    assert lift(con, "WLT_STOCK_FUND", "WLT_INDEX_FUND") < 1.0
+
+
+@pytest.mark.parametrize("trigger", ["card_replacement", "deposit_maturity"])
+def test_triggers_raise_adoption(con, trigger):
+    after, before = con.execute(f"""
+        with trig as (select customer_id, min(event_time) as t from events
+                      where event_type = '{trigger}' and event_time between '2024-05-01' and '2025-03-01' group by 1),
+             opens as (select customer_id, event_time from events
+                       where event_type = 'product_open' and product_id not in ('SAV_DEMAND', 'SAV_TIME')
+                         and event_time >= '2024-01-01')
+        select count(distinct case when o.event_time > r.t and o.event_time <= r.t + interval 61 day then r.customer_id end),
+               count(distinct case when o.event_time <= r.t and o.event_time > r.t - interval 61 day then r.customer_id end)
+        from trig r left join opens o using (customer_id)""").fetchall()[0]
+    assert after > 1.3 * before
+
+
+def test_suitability_holds_in_the_data(con):
+    violations = scalar(con, """
+        select count(*) from events e join clean_customers c using (customer_id) join products p using (product_id)
+        where e.event_type = 'product_open'
+          and cast(right(p.risk_level, 1) as int) >
+              list_position(['conservative', 'cautious', 'balanced', 'growth', 'aggressive'], c.risk_preference)""")
+    assert violations == 0
+    elderly_r5 = scalar(con, """select count(*) from held h join clean_customers c using (customer_id)
+        join products p using (product_id) where p.risk_level = 'R5' and c.age > 70""")
+    assert elderly_r5 == 0
+
+
+def test_oracle_is_separate_and_calibrated(raw_data_dir, con):
+    raw_columns = set(pq.read_schema(next((raw_data_dir / "raw" / "customers").glob("*.parquet"))).names) | set(
+        pq.read_schema(next((raw_data_dir / "raw" / "events").glob("*.parquet"))).names)
+    assert not any(c.startswith(("p_true", "p_observable", "interest", "held_elsewhere", "latent")) for c in raw_columns)
+    assert not list((raw_data_dir / "raw").rglob("*oracle*"))
+    oracle = pd.read_parquet(raw_data_dir / "oracle" / f"cutoff={HOLDOUT_CUTOFF.isoformat()}")
+    true_cols = [c for c in oracle.columns if c.startswith("p_true__")]
+    assert len(true_cols) == 15  # the non-savings products
+    adopted = scalar(con, """select count(*) from (select distinct e.customer_id, e.product_id from events e
+        join clean_customers using (customer_id)
+        where e.event_type = 'product_open' and e.product_id not like 'SAV%'
+          and e.event_time >= '2025-04-01' and e.event_time < '2025-07-01'
+          and not exists (select 1 from held h where h.customer_id = e.customer_id and h.product_id = e.product_id))""")
+    expected = oracle[true_cols].sum().sum()
+    assert abs(adopted - expected) < 0.2 * expected
+    world = json.loads((raw_data_dir / "oracle" / "world.json").read_text())
+    assert world["latent_variance_share"][HOLDOUT_CUTOFF.isoformat()] >= 0.25
+
+
+def test_feedback_simulator(raw_data_dir):
+    sim = FeedbackSimulator(raw_data_dir / "oracle", seed=5)
+    customers = sim.customers()[:500]
+    answers = [a for c in customers for a in sim.respond(c, sim.products)]
+    assert set(answers) <= set(RESPONSES) and {"interested", "already_owns"} <= set(answers)
+    again = FeedbackSimulator(raw_data_dir / "oracle", seed=5)
+    assert [a for c in customers for a in again.respond(c, again.products)] == answers
+    row = sim.held_elsewhere.any(axis=1).nonzero()[0][0]
+    owner = sim.customers()[row]
+    owned = [p for j, p in enumerate(sim.products) if sim.held_elsewhere[row, j]]
+    assert sim.respond(owner, owned) == ["already_owns"] * len(owned)
+
+
+def test_cli_reuses_matching_output(raw_data_dir):
+    out = subprocess.run([sys.executable, "-m", "ml.datagen", "--customers", "20000", "--seed", "42",
+                          "--out", str(raw_data_dir / "raw"), "--oracle-out", str(raw_data_dir / "oracle"),
+                          "--reuse"], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
+    assert "reusing" in out.stderr
