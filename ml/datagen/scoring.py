@@ -58,10 +58,16 @@ class Scorer:
 
     def context(self, state: MonthState) -> np.ndarray:
         """Channels, activity, triggers and held products (n, P)."""
-        out = (state.bound.astype(float) @ self.channel)[:, None]
-        out = out + world.ACTIVITY_EFFECT * (np.log1p(state.activity_90d) - 1.0)[:, None]
-        out = out + state.recent_triggers.astype(float) @ self.triggers
-        return out + state.holdings.astype(float) @ self.relations
+        per_customer = world.ACTIVITY_EFFECT * (np.log1p(state.activity_90d) - 1.0)
+        for b, effect in enumerate(self.channel):
+            per_customer = per_customer + effect * state.bound[:, b]
+        out = np.repeat(per_customer[:, None], self.relations.shape[1], axis=1)
+        # Both matrices are sparse: add column by column instead of dense matrix products.
+        for t, p in zip(*np.nonzero(self.triggers)):
+            out[:, p] += self.triggers[t, p] * state.recent_triggers[:, t]
+        for src, dst in zip(*np.nonzero(self.relations)):
+            out[:, dst] += self.relations[src, dst] * state.holdings[:, src]
+        return out
 
     def observable(self, pop: Population, month: int, state: MonthState) -> np.ndarray:
         return self.profile(pop, month, state.payroll) + self.context(state)

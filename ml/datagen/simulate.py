@@ -23,7 +23,7 @@ EVENT_TYPES = ("product_open", "product_trade", "product_redeem", "product_close
 CHANNELS = ("branch", "mobile_banking", "wechat", "online_banking", "atm", "system")
 BOUND_CHANNELS = (1, 2, 3)  # indices into CHANNELS of the bindable channels
 HOLD_ORDER_CATEGORIES = ("savings", "credit", "protection", "wealth")  # sources of relations first
-GAUSS_HERMITE_NODES = 12
+GAUSS_HERMITE_NODES = 10
 PRODUCT_INDEX = {p: i for i, p in enumerate(world.Catalogue.load().ids)}
 
 
@@ -303,11 +303,13 @@ class _OracleAccumulator:
         obs, lat = observable[:, t], latent[:, t]
         survive_true = np.log1p(-np.minimum(hazard[:, t], 1 - 1e-12))
         eligible = suitable[:, t]  # the rules alone; holding elsewhere enters as (1 - its probability)
-        survive_obs = np.stack([np.log1p(-sigmoid(obs + self.z[k][None, :]) * eligible)
-                                for k in range(GAUSS_HERMITE_NODES)]).astype(np.float32)
+        obs32 = obs.astype(np.float32)
+        for k in range(GAUSS_HERMITE_NODES):
+            survive = np.log1p(-sigmoid(obs32 + self.z[k][None, :].astype(np.float32)) * eligible)
+            for c in active:
+                self.acc[c]["obs"][k] += survive
         for c in active:
             self.acc[c]["true"] += survive_true
-            self.acc[c]["obs"] += survive_obs
             if m == self.cutoffs[c]:
                 self.at_cutoff[c] = {
                     "held": holdings[:, t].copy(),

@@ -45,17 +45,22 @@ def _events_table(result: ChunkResult, catalogue: world.Catalogue, chunk_index: 
     n = len(order)
     ids = pa.array(result.population.customer_id, pa.string())
     product = ev["product"][order]
-    product_ids = np.array(catalogue.ids + [None], dtype=object)[np.where(product < 0, len(catalogue.ids), product)]
     amount = ev["amount"][order]
     return pa.table({
         "event_id": pa.array(np.int64(chunk_index) * 10**9 + np.arange(n, dtype=np.int64)),
         "customer_id": ids.take(pa.array(ev["cust"][order])),
         "event_time": pa.array(ev["time"][order].astype("datetime64[us]")),
-        "event_type": pa.array(np.array(EVENT_TYPES, dtype=object)[ev["etype"][order]], pa.string()),
-        "product_id": pa.array(product_ids, pa.string()),
+        "event_type": _decode(ev["etype"][order], EVENT_TYPES),
+        "product_id": _decode(product, catalogue.ids, mask=product < 0),
         "amount": pa.array(amount, mask=np.isnan(amount)),
-        "channel": pa.array(np.array(CHANNELS, dtype=object)[ev["channel"][order]], pa.string()),
+        "channel": _decode(ev["channel"][order], CHANNELS),
     })
+
+
+def _decode(codes: np.ndarray, labels, mask: np.ndarray | None = None) -> pa.Array:
+    """Integer codes to a plain string column (via a dictionary, in C++ rather than Python)."""
+    indices = pa.array(np.where(mask, 0, codes) if mask is not None else codes, pa.int32(), mask=mask)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(labels), pa.string())).cast(pa.string())
 
 
 def _append_dirty_customers(table: pa.Table, rng: np.random.Generator) -> pa.Table:
