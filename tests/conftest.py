@@ -25,3 +25,37 @@ def raw_data_dir(tmp_path_factory) -> Path:
     if not manifest_matches(data_dir / "raw", TEST_CUSTOMERS, TEST_SEED):
         generate(TEST_CUSTOMERS, TEST_SEED, data_dir / "raw", data_dir / "oracle", progress=False)
     return data_dir
+
+
+def run_dbt_build(data_dir: Path) -> None:
+    """dbt build into ``data_dir`` (raw/ must exist); target and logs stay inside it."""
+    import subprocess
+    import sys
+
+    from ml.config import PROJECT_ROOT
+
+    env = {**os.environ, "LINGXI_DATA_DIR": str(data_dir), "DBT_PROFILES_DIR": str(PROJECT_ROOT)}
+    dbt = Path(sys.executable).with_name("dbt")
+    result = subprocess.run([str(dbt), "build", "--target-path", str(data_dir / "dbt_target"),
+                             "--log-path", str(data_dir / "dbt_logs")],
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"dbt build failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def warehouse_data_dir(raw_data_dir) -> Path:
+    """The test bank after ``dbt build``: DuckDB file and Parquet marts in the same data dir."""
+    if not (raw_data_dir / "marts" / "customer_features_monthly.parquet").exists():
+        run_dbt_build(raw_data_dir)
+    return raw_data_dir
+
+
+@pytest.fixture(scope="session")
+def feature_data_dir(warehouse_data_dir) -> Path:
+    """The test bank with Feast applied and the current snapshot materialised online."""
+    from ml.config import Paths
+    from ml.features import run
+
+    run(Paths(data=warehouse_data_dir, reports=warehouse_data_dir / "reports"))
+    return warehouse_data_dir

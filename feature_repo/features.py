@@ -1,0 +1,41 @@
+"""Feature views: model inputs per snapshot, and feedback aggregates fed by push."""
+from datetime import timedelta
+
+from feast import FeatureView, Field
+from feast.types import Array, Float32, Int64, UnixTimestamp
+
+from data_sources import customer_feature_vectors, customer_feedback_push
+from entities import customer
+from ml.feature_layout import STAGE_ONE_FEATURES, VECTOR_FEATURE
+
+CATEGORIES = ("protection", "credit", "wealth", "savings")
+RESPONSES = ("interested", "not_interested", "already_owns")
+FEEDBACK_FEATURES = tuple(f"fb_{r}_{c}" for r in RESPONSES for c in CATEGORIES)
+
+customer_features = FeatureView(
+    name="customer_features",
+    entities=[customer],
+    ttl=timedelta(days=45),  # monthly snapshots: a row older than a month and a half is stale
+    schema=[Field(name=VECTOR_FEATURE, dtype=Array(Float32),
+                  description="Model inputs in the order of ml.feature_layout.STAGE_ONE_FEATURES "
+                              f"({len(STAGE_ONE_FEATURES)} values; NaN = never happened).")],
+    source=customer_feature_vectors,
+    online=True,
+    description="Profile, holdings, recency/frequency/monetary, channels, activity and triggers at a snapshot.",
+    owner="ml-platform@lingxi",
+    tags={"dbt_model": "customer_features_monthly", "layout": "ml.feature_layout"},
+)
+
+customer_feedback = FeatureView(
+    name="customer_feedback",
+    entities=[customer],
+    ttl=timedelta(days=365),
+    schema=[Field(name=name, dtype=Int64) for name in FEEDBACK_FEATURES]
+    + [Field(name="fb_last_response_ts", dtype=UnixTimestamp,
+             description="When the customer last answered a manager.")],
+    source=customer_feedback_push,
+    online=True,
+    description="What the customer told account managers, counted per response and product category.",
+    owner="ml-platform@lingxi",
+    tags={"dbt_source": "feedback"},
+)
