@@ -1,0 +1,126 @@
+"""Training and evaluation sets: labels mart -> (customer, cut-off, product) rows -> Feast features.
+
+Rows are customer × product pairs at a cut-off, restricted to cross-sell products the customer
+did not hold and may be offered (suitability). Negatives are sampled *before* the point-in-time
+retrieval (cheap at full scale) and weighted back by 1 / rate so probabilities stay calibrated.
+All model inputs come from Feast's ``stage_one_v1`` service; nothing here reads the oracle.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from ml import suitability
+from ml.catalogue import load_catalogue
+from ml.config import Paths
+from ml.feature_layout import STAGE_ONE_FEATURES, VECTOR_FEATURE, from_vectors
+
+FEATURE_SERVICE = "stage_one_v1"
+
+
+def target_products() -> list[str]:
+    """Cross-sell products the models rank: everything but savings."""
+    cat = load_catalogue()
+    return [p for p, c in zip(cat.ids, cat.categories) if c != "savings"]
+
+
+def load_labels(paths: Paths, cutoffs: list[date]) -> pd.DataFrame:
+    labels = pd.read_parquet(paths.marts / "labels_adoption.parquet")
+    labels["snapshot_ts"] = pd.to_datetime(labels["snapshot_ts"])
+    wanted = pd.to_datetime(pd.Series(cutoffs))
+    return labels[labels.snapshot_ts.isin(wanted)].reset_index(drop=True)
+
+
+def candidate_pairs(labels: pd.DataFrame, products: list[str]) -> pd.DataFrame:
+    """Long (customer_id, snapshot_ts, product_id, label) for products not held at the cut-off."""
+    frames = []
+    for pid in products:
+        column = labels[f"label_{pid.lower()}"]
+        keep = column.notna().to_numpy()
+        frames.append(pd.DataFrame({
+            "customer_id": labels.customer_id.to_numpy()[keep],
+            "snapshot_ts": labels.snapshot_ts.to_numpy()[keep],
+            "product_id": pid,
+            "label": column.to_numpy()[keep].astype(np.int8),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def sample_negatives(pairs: pd.DataFrame, rate: float, seed: int) -> pd.DataFrame:
+    """Keep every positive and a ``rate`` share of negatives, weighted 1 / rate."""
+    if rate >= 1.0:
+        return pairs.assign(weight=1.0)
+    rng = np.random.default_rng(seed)
+    keep = (pairs.label.to_numpy() == 1) | (rng.random(len(pairs)) < rate)
+    out = pairs[keep].copy()
+    out["weight"] = np.where(out.label == 1, 1.0, 1.0 / rate)
+    return out.reset_index(drop=True)
+
+
+def fetch_features(store, entities: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time ``stage_one_v1`` features for unique (customer_id, snapshot_ts) rows."""
+    entity_df = entities[["customer_id", "snapshot_ts"]].drop_duplicates().rename(
+        columns={"snapshot_ts": "event_timestamp"})
+    entity_df["contact_ts"] = pd.to_datetime(entity_df["event_timestamp"]).dt.tz_localize("UTC")
+    service = store.get_feature_service(FEATURE_SERVICE)
+    frame = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+    features = from_vectors(frame[VECTOR_FEATURE].tolist())
+    features.insert(0, "customer_id", frame["customer_id"].to_numpy())
+    features.insert(1, "snapshot_ts", pd.to_datetime(frame["event_timestamp"]).dt.tz_localize(None).to_numpy())
+    missing = frame[VECTOR_FEATURE].isna().sum()
+    if missing:
+        print(f"[dataset] {missing} entity rows had no snapshot in the feature store", file=sys.stderr)
+    return features
+
+
+def customer_frame(features: pd.DataFrame) -> pd.DataFrame:
+    """The suitability inputs, recovered from the model features."""
+    return pd.DataFrame({
+        "age": features["age"].to_numpy(dtype=float),
+        "risk_tolerance": features["risk_tolerance"].to_numpy(dtype=float),
+        "assets_cny": np.expm1(features["log_assets"].to_numpy(dtype=float)),
+    })
+
+
+def suitable_mask(features: pd.DataFrame, products: list[str]) -> np.ndarray:
+    """(n, len(products)) bool: may each product be offered to each feature row's customer."""
+    elig = suitability.eligibility(customer_frame(features))
+    positions = [elig.product_ids.index(p) for p in products]
+    return elig.allowed[:, positions]
+
+
+@dataclass
+class PairSet:
+    """Model-ready rows: features of the customer at the cut-off joined to the product."""
+
+    frame: pd.DataFrame  # customer_id, snapshot_ts, product_id, label, weight + feature columns
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.frame["label"].to_numpy()
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self.frame["weight"].to_numpy()
+
+
+def build_pairs(store, pairs: pd.DataFrame, products: list[str]) -> PairSet:
+    """Join sampled pairs to their point-in-time features and keep only suitable pairs."""
+    features = fetch_features(store, pairs)
+    allowed = suitable_mask(features, products)
+    allowed_long = pd.DataFrame(allowed, columns=products)
+    allowed_long[["customer_id", "snapshot_ts"]] = features[["customer_id", "snapshot_ts"]]
+    allowed_long = allowed_long.melt(id_vars=["customer_id", "snapshot_ts"], var_name="product_id",
+                                     value_name="suitable")
+    merged = pairs.merge(allowed_long, on=["customer_id", "snapshot_ts", "product_id"])
+    merged = merged[merged.suitable].drop(columns="suitable")
+    merged = merged.merge(features, on=["customer_id", "snapshot_ts"])
+    return PairSet(frame=merged.reset_index(drop=True))
+
+
+def feature_columns() -> list[str]:
+    return list(STAGE_ONE_FEATURES)
