@@ -15,7 +15,7 @@ from ml.datagen import world
 from ml.datagen.simulate import Parameters, calibrate, default_oracle_cutoffs, simulate_chunk
 from ml.datagen.writer import write_chunk
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 CHUNK_SIZE = 50_000  # fixed, so the output for a seed does not depend on the number of workers
 
 

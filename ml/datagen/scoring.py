@@ -54,7 +54,7 @@ class Scorer:
         fit += np.outer(pop.male.astype(float), k["male"])
         fit += np.outer(pop.card - 1.0, k["card"])
         headroom = np.clip(pop.risk_tolerance[:, None] - self.risk[None, :], 0, 2)
-        return fit + headroom * k["risk_headroom"]
+        return world.PROFILE_STRENGTH * (fit + headroom * k["risk_headroom"])
 
     def context(self, state: MonthState) -> np.ndarray:
         """Channels, activity, triggers and held products (n, P)."""

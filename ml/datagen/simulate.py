@@ -172,6 +172,8 @@ def simulate_chunk(params: Parameters, catalogue: world.Catalogue, chunk_index: 
     elsewhere_p = held_elsewhere_probability(pop, catalogue)
     elsewhere = rng.random(elsewhere_p.shape) < elsewhere_p
     close_rate = catalogue.fit_array("monthly_close")
+    relations = catalogue.relation_matrix()
+    substitutes = [(a, b) for a, b in zip(*np.nonzero(relations < 0)) if a < b]
     events = EventBuffer()
     _opening_events(rng, pop, catalogue, held, state.bound, events)
 
@@ -189,6 +191,8 @@ def simulate_chunk(params: Parameters, catalogue: world.Catalogue, chunk_index: 
         oracle.observe(m, observable, latent, hazard, state.holdings, suitable, elsewhere_p, elsewhere)
 
         adopt = ~state.holdings & (rng.random(hazard.shape) < hazard)
+        for src, dst in substitutes:  # a customer picks one of two substitutes, also within a month
+            adopt[:, dst] &= ~adopt[:, src]
         close = state.holdings & (rng.random(hazard.shape) < close_rate[None, :])
         _product_events(rng, m, pop, catalogue, state, adopt, close, events)
         state.holdings = (state.holdings & ~close) | adopt
@@ -313,7 +317,7 @@ class _OracleAccumulator:
             if m == self.cutoffs[c]:
                 self.at_cutoff[c] = {
                     "held": holdings[:, t].copy(),
-                    "interest": sigmoid(obs + lat + world.INTEREST_SHIFT),
+                    "interest": sigmoid(obs + world.INTEREST_LATENT_WEIGHT * lat + world.INTEREST_SHIFT),
                     "elsewhere": elsewhere[:, t].copy(),
                     "elsewhere_p": elsewhere_p[:, t].copy(),
                 }

@@ -86,14 +86,14 @@ RELATIONS: dict[tuple[str, str], float] = {
     ("SAV_EDU", "PRO_CRITICAL"): 0.5,
     ("WLT_BOND_FUND", "WLT_MIXED_FUND"): 0.6,
     ("PRO_LIFE", "PRO_ACCIDENT"): 0.4,
-    ("WLT_STOCK_FUND", "WLT_INDEX_FUND"): -4.0,
-    ("WLT_INDEX_FUND", "WLT_STOCK_FUND"): -4.0,
-    ("WLT_BOND_FUND", "WLT_WMP"): -3.0,
-    ("WLT_WMP", "WLT_BOND_FUND"): -3.0,
-    ("CRD_CONSUMER", "CRD_BUSINESS"): -3.5,
-    ("CRD_BUSINESS", "CRD_CONSUMER"): -3.5,
-    ("PRO_ANNUITY", "WLT_PENSION"): -3.0,
-    ("WLT_PENSION", "PRO_ANNUITY"): -3.0,
+    ("WLT_STOCK_FUND", "WLT_INDEX_FUND"): -8.0,
+    ("WLT_INDEX_FUND", "WLT_STOCK_FUND"): -8.0,
+    ("WLT_BOND_FUND", "WLT_WMP"): -5.0,
+    ("WLT_WMP", "WLT_BOND_FUND"): -5.0,
+    ("CRD_CONSUMER", "CRD_BUSINESS"): -5.0,
+    ("CRD_BUSINESS", "CRD_CONSUMER"): -5.0,
+    ("PRO_ANNUITY", "WLT_PENSION"): -5.0,
+    ("WLT_PENSION", "PRO_ANNUITY"): -5.0,
 }
 
 # Trigger events raise adoption in the two months after them (the bank sees about twice the
@@ -104,17 +104,21 @@ TRIGGERS: dict[str, dict[str, float]] = {
     "deposit_maturity": {"wealth": 0.9, "WLT_WMP": 1.2, "SAV_LCD": 0.9, "SAV_TIME": 0.8, "PRO_ANNUITY": 0.6},
     "card_replacement": {"protection": 1.0, "credit": 1.0, "wealth": 1.0},
 }
+PROFILE_STRENGTH = 1.9  # scales every profile-fit term: how sharply needs follow the observable profile
 CHANNEL_EFFECT = {"mobile_banking": 0.35, "wechat": 0.15, "online_banking": 0.1}
 ACTIVITY_EFFECT = 0.3  # per unit of log1p(everyday transactions in the last 90 days)
 
 # Latent factors (appear in no table). Loadings on the log-odds scale.
-LATENT_CATEGORY_SD = 1.15  # taste for a category: shared by every product in it
+LATENT_CATEGORY_SD = 1.25  # taste for a category: shared by every product in it
 LATENT_WEALTH_SD = 0.6  # wealth held elsewhere: raises wealth/protection, lowers credit needs
 LATENT_WEALTH_SIGN = {"savings": 0.3, "protection": 0.8, "credit": -0.5, "wealth": 1.0}
-LATENT_PRODUCT_SD = 0.55  # product idiosyncrasy
+LATENT_PRODUCT_SD = 0.6  # product idiosyncrasy
 
 HELD_ELSEWHERE_RATE = 0.015  # base share of customers holding a non-savings product at another bank
-INTEREST_SHIFT = 5.0  # interest (a softer answer than adoption) log-odds = adoption log-odds + shift
+# Interest is a softer answer than adoption, and says more about taste than about need:
+# interest log-odds = observable log-odds + INTEREST_LATENT_WEIGHT * latent + INTEREST_SHIFT.
+INTEREST_SHIFT = 5.0
+INTEREST_LATENT_WEIGHT = 1.5
 
 
 @dataclass(frozen=True)

@@ -102,16 +102,20 @@ def test_complements_co_held_and_substitutes_not(con):
     assert lift(con, "CRD_MORTGAGE", "PRO_CRITICAL") > 1.5
     assert lift(con, "SAV_LCD", "WLT_WMP") > 1.5
     assert lift(con, "WLT_STOCK_FUND", "WLT_INDEX_FUND") < 1.0
+    assert lift(con, "CRD_CONSUMER", "CRD_BUSINESS") < 1.0
 
 
-@pytest.mark.parametrize("trigger", ["card_replacement", "deposit_maturity"])
-def test_triggers_raise_adoption(con, trigger):
+@pytest.mark.parametrize("trigger, products", [
+    ("card_replacement", "product_id not like 'SAV%'"),
+    ("deposit_maturity", "(product_id like 'WLT%' or product_id = 'SAV_LCD')"),
+])
+def test_triggers_raise_adoption(con, trigger, products):
+    """The same customers adopt more in the two months after a trigger than in the two before."""
     after, before = con.execute(f"""
         with trig as (select customer_id, min(event_time) as t from events
                       where event_type = '{trigger}' and event_time between '2024-05-01' and '2025-03-01' group by 1),
              opens as (select customer_id, event_time from events
-                       where event_type = 'product_open' and product_id not in ('SAV_DEMAND', 'SAV_TIME')
-                         and event_time >= '2024-01-01')
+                       where event_type = 'product_open' and {products} and event_time >= '2024-01-01')
         select count(distinct case when o.event_time > r.t and o.event_time <= r.t + interval 61 day then r.customer_id end),
                count(distinct case when o.event_time <= r.t and o.event_time > r.t - interval 61 day then r.customer_id end)
         from trig r left join opens o using (customer_id)""").fetchall()[0]
