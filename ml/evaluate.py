@@ -67,7 +67,8 @@ def oracle_scores(paths: Paths, holdout: HoldoutSet, kind: str) -> np.ndarray | 
         return None
     columns = [f"{kind}__{p}" for p in holdout.products]
     table = pd.read_parquet(folder, columns=["customer_id", *columns]).set_index("customer_id")
-    return np.nan_to_num(table.loc[holdout.customer_ids, columns].to_numpy(dtype=float), nan=0.0)
+    scores = table.loc[holdout.customer_ids, columns].to_numpy(dtype=float)
+    return np.clip(np.nan_to_num(scores, nan=0.0), 0.0, 1.0)
 
 
 def rule_match_scores(holdout: HoldoutSet) -> np.ndarray | None:

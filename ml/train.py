@@ -57,7 +57,7 @@ def choose_negative_rate(pairs: pd.DataFrame, max_rows: int) -> float:
     return float(min(1.0, max(max_rows - positives, 1) / max(negatives, 1)))
 
 
-def train(paths: Paths, seed: int = 7, negative_rate: float | None = None, max_rows: int = 1_500_000,
+def train(paths: Paths, seed: int = 7, negative_rate: float | None = None, max_rows: int = 400_000,
           strategies: bool = True) -> Path:
     started = time.perf_counter()
     store = get_store(paths)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--negative-rate", type=float, default=None,
                         help="share of negatives kept before feature retrieval (default: to fit --max-rows)")
-    parser.add_argument("--max-rows", type=int, default=1_500_000)
+    parser.add_argument("--max-rows", type=int, default=400_000)
     parser.add_argument("--no-strategies", action="store_true", help="skip the imbalance-strategy comparison")
     args = parser.parse_args(argv)
     train(Paths.from_env(), args.seed, args.negative_rate, args.max_rows, strategies=not args.no_strategies)

@@ -334,7 +334,8 @@ class _OracleAccumulator:
         for c, acc in self.acc.items():
             info = self.at_cutoff[c]
             p_true = 1.0 - np.exp(acc["true"])
-            p_obs = (1.0 - info["elsewhere_p"]) * (1.0 - np.tensordot(self.w, np.exp(acc["obs"].astype(np.float64)), axes=1))
+            survival = np.tensordot(self.w, np.exp(acc["obs"].astype(np.float64)), axes=1)
+            p_obs = (1.0 - info["elsewhere_p"]) * np.clip(1.0 - survival, 0.0, 1.0)  # quadrature rounding
             held = info["held"]
             out[c] = {
                 "p_true": np.where(held, np.nan, p_true).astype(np.float32),
