@@ -62,7 +62,7 @@ test: $(INSTALLED)  ## the full test suite (builds its own test-scale data in a 
 	$(PY) -m pytest
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
-	$(PY) -m ml.bench
+	$(PY) -m ml.bench --scale $(SCALE) --seed $(SEED)
 
 clean:  ## remove generated data and reports (keeps .venv)
 	rm -rf data reports target logs

@@ -1,0 +1,154 @@
+"""Benchmarks (``make bench``): every performance figure in the README comes from here.
+
+    python -m ml.bench --scale full --seed 7 [--skip-pipeline] [--only STEP ...]
+
+1. The nightly pipeline, step by step, each as the subprocess `make pipeline` runs: wall time and
+   peak memory (generation is timed too, though the bank's extract replaces it in production).
+2. Feast online reads of one customer's ``stage_one_v1`` features: p50 / p95 / p99 in-process.
+3. The serving benchmark (``serving.bench``): stage one and feedback under load through gunicorn,
+   segment filter, durability under ``kill -9``.
+Writes reports/bench.json (merging with what is there, so steps can be rerun one by one).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ml.config import PROJECT_ROOT, Paths, customers_for_scale
+
+NIGHTLY = ("warehouse", "features", "train", "evaluate")  # what runs at 02:00 on the bank's extract
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def step_commands(customers: int, seed: int, paths: Paths) -> dict[str, list[str]]:
+    py = sys.executable
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    return {
+        "datagen": [py, "-m", "ml.datagen", "--customers", str(customers), "--seed", str(seed),
+                    "--out", str(paths.raw), "--oracle-out", str(paths.oracle), "--quiet"],
+        "warehouse": [dbt, "build", "--quiet"],
+        "features": [py, "-m", "ml.features"],
+        "train": [py, "-m", "ml.train"],
+        "evaluate": [py, "-m", "ml.evaluate"],
+    }
+
+
+def run_step(name: str, command: list[str], env: dict) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise SystemExit(f"step {name} failed ({' '.join(command)})")
+    out = {"seconds": round(seconds, 1), "cpu_seconds": round(after.ru_utime + after.ru_stime
+                                                            - before.ru_utime - before.ru_stime, 1),
+           "peak_rss_mb": round(after.ru_maxrss / 1024, 0)}  # max over children so far (Linux: KiB)
+    log(f"{name}: {out['seconds']} s")
+    return out
+
+
+def bench_pipeline(customers: int, seed: int, paths: Paths, only: list[str] | None) -> dict:
+    """Time the steps; steps not rerun keep their earlier figures (same scale and seed only)."""
+    env = {**os.environ, "LINGXI_DATA_DIR": str(paths.data), "LINGXI_REPORTS_DIR": str(paths.reports),
+           "DBT_PROFILES_DIR": str(PROJECT_ROOT)}
+    previous = _read_bench(paths.reports)
+    same_run = (previous.get("n_customers"), previous.get("generator_seed")) == (customers, seed)
+    steps = dict(previous.get("pipeline", {}).get("steps", {})) if same_run else {}
+    for name, command in step_commands(customers, seed, paths).items():
+        if only and name not in only:
+            continue
+        steps[name] = run_step(name, command, env)
+    out = {"steps": steps}
+    if all(name in steps for name in NIGHTLY):
+        out["nightly_seconds"] = round(sum(steps[n]["seconds"] for n in NIGHTLY), 1)
+    if (paths.feast / "online_store.db").exists():
+        out["online_store_mb"] = round((paths.feast / "online_store.db").stat().st_size / 1e6, 1)
+    return out
+
+
+def bench_online_reads(paths: Paths, n: int = 2000, seed: int = 0) -> dict:
+    import pyarrow.parquet as pq
+
+    from ml.features import OnlineFeatures, get_store
+
+    online = OnlineFeatures(get_store(paths))
+    ids = pq.read_table(paths.marts / "customer_features_monthly.parquet", columns=["customer_id"]).column(0)
+    rng = np.random.default_rng(seed)
+    sample = [ids[int(i)].as_py() for i in rng.integers(0, len(ids), n)]
+    contact = datetime(2025, 7, 2, tzinfo=timezone.utc)
+    for customer in sample[:50]:  # warm-up
+        online.get(customer, contact)
+    latencies = []
+    for customer in sample:
+        started = time.perf_counter()
+        online.get(customer, contact)
+        latencies.append((time.perf_counter() - started) * 1000)
+    p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
+    return {"reads": n, "p50_ms": round(p50, 3), "p95_ms": round(p95, 3), "p99_ms": round(p99, 3)}
+
+
+def bench_serving(paths: Paths) -> dict | None:
+    try:
+        from serving.bench import run_benchmark
+    except ImportError:
+        log("serving.bench not available: skipped")
+        return None
+    return run_benchmark(paths.data)
+
+
+def _read_bench(reports: Path) -> dict:
+    path = reports / "bench.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_bench(reports: Path, updates: dict) -> Path:
+    reports.mkdir(parents=True, exist_ok=True)
+    path = reports / "bench.json"
+    current = _read_bench(reports)
+    current.update(updates)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(current, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", default="full")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--only", nargs="*", choices=["datagen", *NIGHTLY, "online", "serving"])
+    args = parser.parse_args(argv)
+    paths = Paths.from_env()
+    customers = customers_for_scale(args.scale)
+    only = args.only or None
+    meta = {"n_customers": customers, "generator_seed": args.seed, "machine_cores": os.cpu_count(),
+            "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    pipeline_steps = [s for s in (only or ["datagen", *NIGHTLY]) if s in ("datagen", *NIGHTLY)]
+    if pipeline_steps:
+        write_bench(paths.reports, {"pipeline": bench_pipeline(customers, args.seed, paths, pipeline_steps), **meta})
+    if not only or "online" in only:
+        write_bench(paths.reports, {"feature_store_online_read": bench_online_reads(paths), **meta})
+    if not only or "serving" in only:
+        serving = bench_serving(paths)
+        if serving:
+            write_bench(paths.reports, {**serving, **meta})
+    print((paths.reports / "bench.json").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
