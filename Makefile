@@ -37,8 +37,8 @@ data: $(INSTALLED)  ## generate the synthetic bank's raw tables (reused when SCA
 	$(PY) -m ml.datagen --scale $(SCALE) --seed $(SEED) --out $(LINGXI_DATA_DIR)/raw --oracle-out $(LINGXI_DATA_DIR)/oracle --reuse
 
 warehouse: $(INSTALLED)  ## dbt build: staging, intermediate, marts, tests; marts exported as Parquet
-	$(VENV)/bin/dbt deps --quiet || true
-	$(VENV)/bin/dbt build --fail-fast
+	$(PY) -m serving.export
+	$(VENV)/bin/dbt build
 
 features: $(INSTALLED)  ## feast apply + materialise the online store
 	$(PY) -m ml.features

@@ -1,0 +1,219 @@
+"""Bearer-token authentication and role checks.
+
+A token looks like ``lx_<id>_<secret>``: ``id`` is 12 hex characters used to find the entry, the
+secret is 43 url-safe characters (256 bits). Only ``HMAC-SHA256(salt, token)`` is stored, compared
+with ``hmac.compare_digest``. A fast hash is the right tool here: the tokens are random 256-bit
+secrets, not passwords, so there is nothing to brute-force and a slow KDF would only cost latency.
+
+Tokens file (JSON, or TOML with ``[[tokens]]`` tables)::
+
+    {"tokens": [{"id": "3f2a...", "name": "crm-prod", "role": "crm", "manager_id": null,
+                 "salt": "<hex>", "hash": "<hex>", "created_at": "..."}]}
+
+Roles: ``crm`` (the CRM integration), ``manager`` (an account manager; ``manager_id`` required;
+may write feedback only under that id), ``admin`` (everything read-only plus cold start and
+dashboards). The file is re-read when it changes, so ``python -m serving.tokens add`` takes effect
+without a restart.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g, request
+
+from .errors import ApiError
+
+ROLES = ("crm", "manager", "admin")
+MANAGER_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_TOKEN = re.compile(r"lx_([0-9a-f]{12})_([A-Za-z0-9_-]{20,128})")
+EXTENSION = "lingxi_tokens"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's name, role and (for managers) manager id."""
+
+    token_id: str
+    name: str
+    role: str
+    manager_id: str | None
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    token_id: str
+    name: str
+    role: str
+    manager_id: str | None
+    salt: bytes
+    digest: bytes
+
+    def principal(self) -> Principal:
+        return Principal(self.token_id, self.name, self.role, self.manager_id)
+
+
+def digest(salt: bytes, token: str) -> bytes:
+    return hmac.new(salt, token.encode("ascii"), hashlib.sha256).digest()
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh ``(token_id, token)`` pair."""
+    token_id = secrets.token_hex(6)
+    return token_id, f"lx_{token_id}_{secrets.token_urlsafe(32)}"
+
+
+def make_entry(name: str, role: str, manager_id: str | None, token_id: str, token: str) -> dict[str, Any]:
+    """The stored (hashed) form of a token."""
+    validate_identity(name, role, manager_id)
+    salt = secrets.token_bytes(16)
+    return {
+        "id": token_id,
+        "name": name,
+        "role": role,
+        "manager_id": manager_id,
+        "salt": salt.hex(),
+        "hash": digest(salt, token).hex(),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def validate_identity(name: str, role: str, manager_id: str | None) -> None:
+    if not name or len(name) > 64:
+        raise ValueError("token name must be 1..64 characters")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if role == "manager" and not manager_id:
+        raise ValueError("a manager token needs a manager id")
+    if manager_id is not None and not MANAGER_ID.fullmatch(manager_id):
+        raise ValueError("manager id must match [A-Za-z0-9_-]{1,32}")
+
+
+def parse_entries(data: Any) -> list[TokenEntry]:
+    """Accept ``{"tokens": [...]}`` or a bare list; invalid entries raise ``ValueError``."""
+    items = data.get("tokens", []) if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise ValueError("tokens must be a list")
+    entries = []
+    for item in items:
+        manager_id = item.get("manager_id") or None
+        validate_identity(item["name"], item["role"], manager_id)
+        if not re.fullmatch(r"[0-9a-f]{12}", item["id"]):
+            raise ValueError(f"token id {item['id']!r} is not 12 hex characters")
+        entries.append(TokenEntry(item["id"], item["name"], item["role"], manager_id,
+                                  bytes.fromhex(item["salt"]), bytes.fromhex(item["hash"])))
+    return entries
+
+
+def read_tokens_file(path: Path) -> dict[str, Any]:
+    """Read a JSON or TOML tokens file (missing file: no tokens)."""
+    if not path.exists():
+        return {"tokens": []}
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    return json.loads(text) if text.strip() else {"tokens": []}
+
+
+class TokenRegistry:
+    """Token entries from a file (re-read when its mtime changes) plus an environment value."""
+
+    def __init__(self, path: Path, env_text: str = "", check_seconds: float = 2.0) -> None:
+        self.path = path
+        self.check_seconds = check_seconds
+        self._env_entries = parse_entries(json.loads(env_text)) if env_text.strip() else []
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._checked = 0.0
+        self._by_id: dict[str, TokenEntry] = {}
+        self._reload(force=True)
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_ino)
+
+    def _reload(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.check_seconds:
+            return
+        with self._lock:
+            self._checked = now
+            stamp = self._file_stamp()
+            if not force and stamp == self._stamp:
+                return
+            entries = list(self._env_entries)
+            entries += parse_entries(read_tokens_file(self.path)) if stamp else []
+            self._by_id = {e.token_id: e for e in entries}
+            self._stamp = stamp
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def authenticate(self, token: str) -> Principal | None:
+        match = _TOKEN.fullmatch(token)
+        if not match:
+            return None
+        try:
+            self._reload()
+        except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError):
+            pass  # keep serving with the previous, valid set; readyz shows the count
+        entry = self._by_id.get(match.group(1))
+        if entry is None or not hmac.compare_digest(entry.digest, digest(entry.salt, token)):
+            return None
+        return entry.principal()
+
+
+def current_principal() -> Principal:
+    """Authenticate the request's bearer token (401 as JSON when missing or unknown)."""
+    challenge = {"WWW-Authenticate": 'Bearer realm="lingxi"'}
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "a bearer token is required", headers=challenge)
+    principal = current_app.extensions[EXTENSION].authenticate(token.strip())
+    if principal is None:
+        raise ApiError(401, "unauthorized", "invalid token", headers=challenge)
+    return principal
+
+
+def require(*roles: str) -> Callable:
+    """View decorator: authenticate, then allow only the listed roles (403 otherwise)."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {unknown}")
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any):
+            principal = current_principal()
+            g.principal = principal
+            if principal.role not in roles:
+                raise ApiError(403, "forbidden", f"role {principal.role!r} may not call this endpoint")
+            return view(*args, **kwargs)
+
+        wrapper.roles = tuple(roles)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+ALL_ROLES: Iterable[str] = ROLES
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[EXTENSION] = TokenRegistry(app.config["LINGXI_TOKENS_FILE"], app.config.get("LINGXI_TOKENS", ""))

@@ -1,0 +1,81 @@
+"""Serving configuration, read from the environment when the app is created (never at import).
+
+Every key is a ``LINGXI_*`` name; ``create_app(test_config)`` may override any of them.
+
+| key | default | meaning |
+|---|---|---|
+| LINGXI_DATA_DIR | ``ml.config.Paths`` default (``data/``) | data directory (marts, feedback.db, tokens) |
+| LINGXI_FEEDBACK_DB_URL | ``sqlite:///$LINGXI_DATA_DIR/feedback.db`` | ``sqlite:///path`` or ``postgresql://...`` |
+| LINGXI_TOKENS_FILE | ``$LINGXI_DATA_DIR/tokens.json`` | hashed API tokens (JSON or TOML), see ``serving.tokens`` |
+| LINGXI_TOKENS | (empty) | the same structure as JSON text, merged with the file |
+| LINGXI_ENGINE | ``ml.recommend:load_engine`` | ``module:callable`` returning the engine; called with ``data_dir=``. Tests set e.g. ``serving_fakes:FakeEngine`` (testing hook) or inject an object |
+| LINGXI_PRODUCTS_CSV | ``seeds/products.csv`` | product catalogue |
+| LINGXI_MAX_BODY_BYTES | 65536 | larger bodies get 413 |
+| LINGXI_SUPPRESSION_DAYS | 90 | "not interested" hides a product from a customer for this many days |
+| LINGXI_TRIGGER_WINDOW_DAYS | 30 | a trigger event this recent counts as an open window |
+| LINGXI_TIMEZONE | Asia/Shanghai | dashboard date ranges are local dates in this zone |
+| LINGXI_SNAPSHOT_CHECK_SECONDS | 5 | how often a request may stat the marts for a new snapshot |
+| LINGXI_SNAPSHOT_BACKGROUND_RELOAD | 1 | load a new snapshot in a background thread (0: in the request) |
+| LINGXI_LOG_LEVEL | INFO | level of the ``lingxi.serving`` JSON logger |
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ml.config import SEEDS_DIR, Paths
+
+DEFAULT_ENGINE = "ml.recommend:load_engine"
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Build the configuration mapping from environment variables."""
+    env = os.environ if env is None else env
+    data_dir = Path(env["LINGXI_DATA_DIR"]).resolve() if env.get("LINGXI_DATA_DIR") else Paths.from_env().data
+    return {
+        "LINGXI_DATA_DIR": data_dir,
+        "LINGXI_FEEDBACK_DB_URL": env.get("LINGXI_FEEDBACK_DB_URL") or None,
+        "LINGXI_TOKENS_FILE": env.get("LINGXI_TOKENS_FILE") or None,
+        "LINGXI_TOKENS": env.get("LINGXI_TOKENS", ""),
+        "LINGXI_ENGINE": env.get("LINGXI_ENGINE") or DEFAULT_ENGINE,
+        "LINGXI_PRODUCTS_CSV": Path(env.get("LINGXI_PRODUCTS_CSV") or SEEDS_DIR / "products.csv"),
+        "LINGXI_MAX_BODY_BYTES": int(env.get("LINGXI_MAX_BODY_BYTES", 64 * 1024)),
+        "LINGXI_SUPPRESSION_DAYS": int(env.get("LINGXI_SUPPRESSION_DAYS", 90)),
+        "LINGXI_TRIGGER_WINDOW_DAYS": int(env.get("LINGXI_TRIGGER_WINDOW_DAYS", 30)),
+        "LINGXI_TIMEZONE": env.get("LINGXI_TIMEZONE", "Asia/Shanghai"),
+        "LINGXI_SNAPSHOT_CHECK_SECONDS": float(env.get("LINGXI_SNAPSHOT_CHECK_SECONDS", 5)),
+        "LINGXI_SNAPSHOT_BACKGROUND_RELOAD": _bool(env.get("LINGXI_SNAPSHOT_BACKGROUND_RELOAD", "1")),
+        "LINGXI_LOG_LEVEL": env.get("LINGXI_LOG_LEVEL", "INFO"),
+    }
+
+
+def finalise(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill the values that derive from others (after test overrides are applied)."""
+    data_dir = Path(config["LINGXI_DATA_DIR"]).resolve()
+    config["LINGXI_DATA_DIR"] = data_dir
+    if not config.get("LINGXI_FEEDBACK_DB_URL"):
+        config["LINGXI_FEEDBACK_DB_URL"] = sqlite_url(data_dir / "feedback.db")
+    if not config.get("LINGXI_TOKENS_FILE"):
+        config["LINGXI_TOKENS_FILE"] = data_dir / "tokens.json"
+    config["LINGXI_TOKENS_FILE"] = Path(config["LINGXI_TOKENS_FILE"])
+    config["MAX_CONTENT_LENGTH"] = int(config["LINGXI_MAX_BODY_BYTES"])
+    return config
+
+
+def sqlite_url(path: Path) -> str:
+    """``sqlite:///`` followed by the path (an absolute path gives four slashes)."""
+    return f"sqlite:///{Path(path)}"
+
+
+def default_tokens_file(env: Mapping[str, str] | None = None) -> Path:
+    """Where the token CLI and the app look for tokens when nothing is configured."""
+    env = os.environ if env is None else env
+    if env.get("LINGXI_TOKENS_FILE"):
+        return Path(env["LINGXI_TOKENS_FILE"])
+    return Path(from_env(env)["LINGXI_DATA_DIR"]) / "tokens.json"

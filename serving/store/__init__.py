@@ -1,0 +1,40 @@
+"""Feedback store: ``open_store(url)`` for ``sqlite:///path`` or ``postgresql://...``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (EXPORT_COLUMNS, FeedbackResult, FeedbackRow, Recommendation, ShownProduct, SqlStore,
+                   row_key, utc)
+
+__all__ = ["EXPORT_COLUMNS", "FeedbackResult", "FeedbackRow", "Recommendation", "ShownProduct", "SqlStore",
+           "open_store", "redact", "row_key", "utc"]
+
+
+def open_store(url: str, *, create: bool = True) -> SqlStore:
+    """Open (and by default create the schema of) the store named by ``url``."""
+    if url.startswith("sqlite:///"):
+        from .sqlite import SqliteStore
+
+        path = url[len("sqlite:///"):]
+        if not path or path == ":memory:":
+            raise ValueError("an in-memory SQLite store cannot be shared between connections")
+        store: SqlStore = SqliteStore(Path(path))
+    elif url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        store = PostgresStore(url)
+    else:
+        raise ValueError(f"unsupported feedback store URL scheme: {redact(url)}")
+    if create:
+        store.init_schema()
+    return store
+
+
+def redact(url: str) -> str:
+    """The URL without credentials, for logs and /readyz."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<invalid url>"
+    if "@" in rest.split("/", 1)[0]:
+        rest = rest.split("@", 1)[1]
+    return f"{scheme}://{rest.split('?', 1)[0]}"

@@ -1,0 +1,337 @@
+"""The recommendation log and feedback store: one interface, plain SQL, two backends.
+
+Tables (same in SQLite and PostgreSQL):
+
+- ``recommendation_lists``: one row per recommendation (id, customer, manager, stage 1/2, parent,
+  model version, created_at). A list may be empty (nothing suitable), so it has its own table.
+- ``recommendation_items``: one row per product shown (rank, score, match_score, reasons, tags).
+- ``feedback_requests``: one row per client idempotency key (primary key) with the hash of the
+  request it carried; a retried request finds it and stores nothing.
+- ``feedback``: one row per product judgement (interested | not_interested | already_owns).
+  ``request_key`` is the client's key; ``idempotency_key`` (UNIQUE) is the per-row key
+  ``<client key>#<product id>`` (``#`` cannot occur in a client key), so the exported table has
+  one row per key. A later judgement of the same product supersedes an earlier one ("latest wins",
+  ordered by recorded_at then the insertion sequence).
+
+Every write is one transaction committed before the method returns; the API answers 2xx only
+after that. Feedback commits are flushed to disk (SQLite ``synchronous=FULL``, PostgreSQL
+``synchronous_commit=on``): they survive kill -9 and power loss. Recommendation-log commits are
+"relaxed" (SQLite ``NORMAL`` in WAL mode, PostgreSQL ``synchronous_commit=off``): they survive a
+killed process but the last ones may be lost with the machine; the log is sequential, so the flush
+of any later feedback also persists every recommendation it refers to. This keeps stage one free of
+an fsync per request.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ShownProduct:
+    product_id: str
+    rank: int
+    score: float
+    match_score: int
+    reasons: tuple[dict[str, str], ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    recommendation_id: str
+    customer_id: str
+    manager_id: str | None
+    stage: int
+    parent_recommendation_id: str | None
+    model_version: str
+    created_at: datetime
+    products: tuple[ShownProduct, ...]
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    feedback_id: str
+    recommendation_id: str
+    customer_id: str
+    product_id: str
+    manager_id: str
+    response: str
+    recorded_at: datetime
+    idempotency_key: str
+    request_key: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The export columns (what the online store push receives)."""
+        return {name: getattr(self, name) for name in EXPORT_COLUMNS["feedback"]}
+
+
+def row_key(request_key: str, product_id: str) -> str:
+    """The per-row idempotency key of one product in a feedback request."""
+    return f"{request_key}#{product_id}"
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    status: Literal["created", "replayed", "conflict"]
+    rows: tuple[FeedbackRow, ...] = ()
+
+
+EXPORT_COLUMNS = {
+    "recommendations": ("recommendation_id", "customer_id", "manager_id", "stage", "parent_recommendation_id",
+                        "product_id", "rank", "score", "match_score", "model_version", "created_at"),
+    "feedback": ("feedback_id", "recommendation_id", "customer_id", "product_id", "manager_id", "response",
+                 "recorded_at", "idempotency_key"),
+}
+_EXPORT_SQL = {
+    "recommendations": """
+        SELECT l.recommendation_id, l.customer_id, l.manager_id, l.stage, l.parent_recommendation_id,
+               i.product_id, i.rank, i.score, i.match_score, l.model_version, l.created_at
+        FROM recommendation_lists l JOIN recommendation_items i ON i.recommendation_id = l.recommendation_id
+        ORDER BY l.created_at, l.recommendation_id, i.rank""",
+    "feedback": """
+        SELECT feedback_id, recommendation_id, customer_id, product_id, manager_id, response, recorded_at,
+               idempotency_key
+        FROM feedback ORDER BY seq""",
+}
+_FEEDBACK_COLUMNS = ("feedback_id, recommendation_id, customer_id, product_id, manager_id, response, recorded_at,"
+                     " idempotency_key, request_key")
+_LATEST = """
+    SELECT recommendation_id, product_id, customer_id, manager_id, response, recorded_at FROM (
+        SELECT f.*, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY recorded_at DESC, seq DESC) AS rn
+        FROM feedback f WHERE {where}
+    ) latest WHERE rn = 1"""
+
+
+class SqlStore:
+    """Shared logic; subclasses supply connections, DDL, placeholders and timestamp codecs."""
+
+    backend = "sql"
+    ddl: Sequence[str] = ()
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    # -- backend hooks ---------------------------------------------------------------------
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _sql(self, text: str) -> str:
+        return text
+
+    def _ts_in(self, value: datetime) -> Any:
+        return value
+
+    def _ts_out(self, value: Any) -> datetime:
+        return value
+
+    @contextmanager
+    def _write(self, durable: bool = True) -> Iterator[Any]:
+        """A write transaction (committed on exit) yielding a cursor; ``durable=False`` relaxes the
+        flush at commit (see the module docstring)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[Any]:
+        """A consistent read-only view over all tables (for the export), yielding a cursor."""
+        raise NotImplementedError
+
+    def _healthy(self, conn: Any) -> bool:
+        return True
+
+    # -- connections -----------------------------------------------------------------------
+    def _conn(self) -> Any:
+        """One connection per thread (and per process: a forked child opens its own)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid() or not self._healthy(conn):
+            conn = self._connect()
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _discard(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        try:
+            cur = self._conn().cursor()
+            cur.execute(self._sql(sql), tuple(params))
+            return cur.fetchall()
+        except Exception:
+            self._discard()
+            raise
+
+    def close(self) -> None:
+        self._discard()
+
+    def init_schema(self) -> None:
+        with self._write() as cur:
+            for statement in self.ddl:
+                cur.execute(statement)
+            cur.execute(self._sql("SELECT version FROM lingxi_schema"))
+            if cur.fetchone() is None:
+                cur.execute(self._sql("INSERT INTO lingxi_schema (version) VALUES (?)"), (SCHEMA_VERSION,))
+
+    def ping(self) -> None:
+        self._query("SELECT 1")
+
+    # -- recommendations -------------------------------------------------------------------
+    def log_recommendation(self, rec: Recommendation) -> None:
+        with self._write(durable=False) as cur:
+            cur.execute(self._sql(
+                "INSERT INTO recommendation_lists (recommendation_id, customer_id, manager_id, stage,"
+                " parent_recommendation_id, model_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                (rec.recommendation_id, rec.customer_id, rec.manager_id, rec.stage, rec.parent_recommendation_id,
+                 rec.model_version, self._ts_in(rec.created_at)))
+            if rec.products:
+                cur.executemany(self._sql(
+                    "INSERT INTO recommendation_items (recommendation_id, product_id, rank, score, match_score,"
+                    " reasons, tags) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                    [(rec.recommendation_id, p.product_id, p.rank, p.score, p.match_score,
+                      json.dumps(list(p.reasons), ensure_ascii=False), json.dumps(list(p.tags), ensure_ascii=False))
+                     for p in rec.products])
+
+    def get_recommendation(self, recommendation_id: str) -> Recommendation | None:
+        head = self._query(
+            "SELECT recommendation_id, customer_id, manager_id, stage, parent_recommendation_id, model_version,"
+            " created_at FROM recommendation_lists WHERE recommendation_id = ?", (recommendation_id,))
+        if not head:
+            return None
+        items = self._query(
+            "SELECT product_id, rank, score, match_score, reasons, tags FROM recommendation_items"
+            " WHERE recommendation_id = ? ORDER BY rank", (recommendation_id,))
+        rid, customer_id, manager_id, stage, parent, model_version, created_at = head[0]
+        products = tuple(ShownProduct(p, int(r), float(s), int(m), tuple(json.loads(reasons)), tuple(json.loads(tags)))
+                         for p, r, s, m, reasons, tags in items)
+        return Recommendation(rid, customer_id, manager_id, int(stage), parent, model_version,
+                              self._ts_out(created_at), products)
+
+    # -- feedback --------------------------------------------------------------------------
+    def _feedback_rows(self, cur: Any, where: str, params: Sequence[Any]) -> tuple[FeedbackRow, ...]:
+        cur.execute(self._sql(f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE {where} ORDER BY seq"), tuple(params))
+        return tuple(self._feedback_row(row) for row in cur.fetchall())
+
+    def _feedback_row(self, row: Sequence[Any]) -> FeedbackRow:
+        return FeedbackRow(row[0], row[1], row[2], row[3], row[4], row[5], self._ts_out(row[6]), row[7], row[8])
+
+    def record_feedback(self, *, idempotency_key: str, request_hash: str, recommendation: Recommendation,
+                        manager_id: str, items: Sequence[tuple[str, str]], recorded_at: datetime) -> FeedbackResult:
+        """Store one feedback request atomically, or replay / refuse a reused idempotency key."""
+        with self._write() as cur:
+            cur.execute(self._sql(
+                "INSERT INTO feedback_requests (idempotency_key, request_hash, recommendation_id, manager_id,"
+                " recorded_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING"),
+                (idempotency_key, request_hash, recommendation.recommendation_id, manager_id, self._ts_in(recorded_at)))
+            if cur.rowcount == 0:
+                cur.execute(self._sql("SELECT request_hash FROM feedback_requests WHERE idempotency_key = ?"),
+                            (idempotency_key,))
+                (stored_hash,) = cur.fetchone()
+                if stored_hash != request_hash:
+                    return FeedbackResult("conflict")
+                return FeedbackResult("replayed", self._feedback_rows(cur, "request_key = ?", (idempotency_key,)))
+            rows = tuple(FeedbackRow(uuid.uuid4().hex.upper(), recommendation.recommendation_id,
+                                     recommendation.customer_id, product_id, manager_id, response, recorded_at,
+                                     row_key(idempotency_key, product_id), idempotency_key)
+                         for product_id, response in items)
+            cur.executemany(self._sql(
+                f"INSERT INTO feedback ({_FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                [(r.feedback_id, r.recommendation_id, r.customer_id, r.product_id, r.manager_id, r.response,
+                  self._ts_in(r.recorded_at), r.idempotency_key, r.request_key) for r in rows])
+        return FeedbackResult("created", rows)
+
+    def feedback_for(self, recommendation_id: str) -> tuple[FeedbackRow, ...]:
+        rows = self._query(f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE recommendation_id = ? ORDER BY seq",
+                           (recommendation_id,))
+        return tuple(self._feedback_row(row) for row in rows)
+
+    def latest_feedback(self, recommendation_id: str) -> dict[str, str]:
+        """product id -> latest response recorded on this recommendation."""
+        sql = _LATEST.format(partition="product_id", where="recommendation_id = ?")
+        return {row[1]: row[4] for row in self._query(sql, (recommendation_id,))}
+
+    def customer_judgements(self, customer_id: str) -> dict[str, tuple[str, datetime]]:
+        """product id -> (latest response, when) over all of a customer's feedback."""
+        sql = _LATEST.format(partition="product_id", where="customer_id = ?")
+        return {row[1]: (row[4], self._ts_out(row[5])) for row in self._query(sql, (customer_id,))}
+
+    # -- dashboard aggregates --------------------------------------------------------------
+    def item_outcomes(self, start: datetime, end: datetime) -> list[tuple]:
+        """Per (stage, list manager, product): shown, judged, interested, not_interested, already_owns,
+        for lists created in [start, end), judged by the latest feedback on each shown product."""
+        latest = _LATEST.format(
+            partition="recommendation_id, product_id",
+            where="recommendation_id IN (SELECT recommendation_id FROM recommendation_lists"
+                  " WHERE created_at >= ? AND created_at < ?)")
+        sql = f"""
+            WITH latest AS ({latest})
+            SELECT l.stage, l.manager_id, i.product_id, COUNT(*),
+                   COUNT(lt.response),
+                   SUM(CASE WHEN lt.response = 'interested' THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN lt.response = 'not_interested' THEN 1 ELSE 0 END),
+                   SUM(CASE WHEN lt.response = 'already_owns' THEN 1 ELSE 0 END)
+            FROM recommendation_lists l
+            JOIN recommendation_items i ON i.recommendation_id = l.recommendation_id
+            LEFT JOIN latest lt ON lt.recommendation_id = i.recommendation_id AND lt.product_id = i.product_id
+            WHERE l.created_at >= ? AND l.created_at < ?
+            GROUP BY l.stage, l.manager_id, i.product_id"""
+        s, e = self._ts_in(start), self._ts_in(end)
+        return [(int(a), b, c, int(d), int(f), int(g or 0), int(h or 0), int(k or 0))
+                for a, b, c, d, f, g, h, k in self._query(sql, (s, e, s, e))]
+
+    def list_outcomes(self, start: datetime, end: datetime) -> list[tuple]:
+        """Per (stage, list manager): lists, lists with any feedback, lists with an "interested"."""
+        latest = _LATEST.format(
+            partition="recommendation_id, product_id",
+            where="recommendation_id IN (SELECT recommendation_id FROM recommendation_lists"
+                  " WHERE created_at >= ? AND created_at < ?)")
+        sql = f"""
+            WITH latest AS ({latest}),
+            per_list AS (
+                SELECT l.recommendation_id, l.stage, l.manager_id,
+                       MAX(CASE WHEN lt.response IS NOT NULL THEN 1 ELSE 0 END) AS judged,
+                       MAX(CASE WHEN lt.response = 'interested' THEN 1 ELSE 0 END) AS hit
+                FROM recommendation_lists l
+                LEFT JOIN latest lt ON lt.recommendation_id = l.recommendation_id
+                WHERE l.created_at >= ? AND l.created_at < ?
+                GROUP BY l.recommendation_id, l.stage, l.manager_id)
+            SELECT stage, manager_id, COUNT(*), SUM(judged), SUM(hit) FROM per_list GROUP BY stage, manager_id"""
+        s, e = self._ts_in(start), self._ts_in(end)
+        return [(int(a), b, int(c), int(d or 0), int(f or 0)) for a, b, c, d, f in self._query(sql, (s, e, s, e))]
+
+    def feedback_counts(self, start: datetime, end: datetime) -> list[tuple]:
+        """Per (recording manager, product, response): count of latest judgements recorded in [start, end)."""
+        latest = _LATEST.format(partition="recommendation_id, product_id", where="1 = 1")
+        sql = f"""
+            SELECT manager_id, product_id, response, COUNT(*) FROM ({latest}) lt
+            WHERE recorded_at >= ? AND recorded_at < ? GROUP BY manager_id, product_id, response"""
+        return [(a, b, c, int(d)) for a, b, c, d in self._query(sql, (self._ts_in(start), self._ts_in(end)))]
+
+    # -- export ----------------------------------------------------------------------------
+    def export_batches(self, cur: Any, table: str, batch_size: int = 50_000) -> Iterator[list[tuple]]:
+        """Rows of an export table (``EXPORT_COLUMNS``) in batches, timestamps as aware UTC datetimes."""
+        ts_index = EXPORT_COLUMNS[table].index("created_at" if table == "recommendations" else "recorded_at")
+        cur.execute(self._sql(_EXPORT_SQL[table]))
+        while True:
+            batch = cur.fetchmany(batch_size)
+            if not batch:
+                return
+            yield [row[:ts_index] + (self._ts_out(row[ts_index]),) + row[ts_index + 1:] for row in batch]
+
+
+def utc(value: datetime) -> datetime:
+    """Normalise to an aware UTC datetime."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)

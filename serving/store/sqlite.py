@@ -1,0 +1,127 @@
+"""SQLite backend: WAL journal, ``synchronous=FULL`` for feedback (on disk before the API answers;
+``NORMAL`` for the recommendation log, see ``base``),
+``busy_timeout`` for the other gunicorn workers, ``BEGIN IMMEDIATE`` for writes, one connection per
+thread. Timestamps are stored as fixed-width UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``), which sorts
+and compares correctly as text."""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .base import SqlStore, utc
+
+_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS lingxi_schema (version INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS recommendation_lists (
+        recommendation_id TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        manager_id TEXT,
+        stage INTEGER NOT NULL CHECK (stage IN (1, 2)),
+        parent_recommendation_id TEXT REFERENCES recommendation_lists (recommendation_id),
+        model_version TEXT NOT NULL,
+        created_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS recommendation_lists_created ON recommendation_lists (created_at)",
+    "CREATE INDEX IF NOT EXISTS recommendation_lists_customer ON recommendation_lists (customer_id)",
+    """CREATE TABLE IF NOT EXISTS recommendation_items (
+        recommendation_id TEXT NOT NULL REFERENCES recommendation_lists (recommendation_id),
+        product_id TEXT NOT NULL,
+        rank INTEGER NOT NULL,
+        score DOUBLE PRECISION NOT NULL,
+        match_score INTEGER NOT NULL,
+        reasons TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        PRIMARY KEY (recommendation_id, product_id))""",
+    """CREATE TABLE IF NOT EXISTS feedback_requests (
+        idempotency_key TEXT PRIMARY KEY,
+        request_hash TEXT NOT NULL,
+        recommendation_id TEXT NOT NULL REFERENCES recommendation_lists (recommendation_id),
+        manager_id TEXT NOT NULL,
+        recorded_at TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        feedback_id TEXT NOT NULL UNIQUE,
+        recommendation_id TEXT NOT NULL REFERENCES recommendation_lists (recommendation_id),
+        customer_id TEXT NOT NULL,
+        product_id TEXT NOT NULL,
+        manager_id TEXT NOT NULL,
+        response TEXT NOT NULL CHECK (response IN ('interested', 'not_interested', 'already_owns')),
+        recorded_at TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        request_key TEXT NOT NULL REFERENCES feedback_requests (idempotency_key),
+        UNIQUE (request_key, product_id))""",
+    "CREATE INDEX IF NOT EXISTS feedback_customer ON feedback (customer_id, product_id, recorded_at)",
+    "CREATE INDEX IF NOT EXISTS feedback_recommendation ON feedback (recommendation_id, product_id)",
+    "CREATE INDEX IF NOT EXISTS feedback_recorded ON feedback (recorded_at)",
+)
+
+
+class SqliteStore(SqlStore):
+    backend = "sqlite"
+    ddl = DDL
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 10_000) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout_ms / 1000,
+                               check_same_thread=True)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise RuntimeError(f"SQLite refused WAL mode ({mode}) for {self.path}")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = super()._conn()
+        if getattr(self._local, "sync_conn", None) is not conn:  # a new connection starts at FULL
+            self._local.sync_conn, self._local.sync = conn, "FULL"
+        return conn
+
+    def _ts_in(self, value: datetime) -> str:
+        return utc(value).strftime(_FORMAT)
+
+    def _ts_out(self, value: Any) -> datetime:
+        return datetime.strptime(value, _FORMAT).replace(tzinfo=timezone.utc)
+
+    @contextmanager
+    def _write(self, durable: bool = True) -> Iterator[sqlite3.Cursor]:
+        conn = self._conn()
+        try:
+            level = "FULL" if durable else "NORMAL"
+            if getattr(self._local, "sync", None) != level:  # a per-connection setting, outside transactions
+                conn.execute(f"PRAGMA synchronous = {level}")
+                self._local.sync = level
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            self._discard()
+            raise
+        try:
+            yield conn.cursor()
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                self._discard()
+            raise
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[sqlite3.Cursor]:
+        conn = self._connect()  # a dedicated connection: a long export must not hold a request's
+        try:
+            conn.execute("BEGIN")  # in WAL mode a read transaction sees one consistent snapshot
+            yield conn.cursor()
+            conn.execute("COMMIT")
+        finally:
+            conn.close()

@@ -1,0 +1,62 @@
+"""Start and stop a real gunicorn over a test data directory (loopback only, bounded waits).
+
+gunicorn imports ``serving:create_app()`` like ``make serve``; the fake engine comes in through the
+``LINGXI_ENGINE`` testing hook (``serving_fakes:FakeEngine`` with this folder on ``PYTHONPATH``)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(data_dir: Path, port: int, log: Path, workers: int = 2) -> subprocess.Popen:
+    env = {**os.environ,
+           "LINGXI_DATA_DIR": str(data_dir),
+           "LINGXI_ENGINE": "serving_fakes:FakeEngine",
+           "LINGXI_LOG_LEVEL": "WARNING",
+           "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    for name in ("LINGXI_FEEDBACK_DB_URL", "LINGXI_TOKENS_FILE", "LINGXI_TOKENS"):
+        env.pop(name, None)
+    handle = open(log, "ab")
+    return subprocess.Popen([str(GUNICORN), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+                             "--timeout", "30", "serving:create_app()"], cwd=ROOT, env=env, stdout=handle,
+                            stderr=handle, start_new_session=True)  # own process group: kill -9 takes all
+
+
+def wait_ready(base: str, proc: subprocess.Popen, log: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"gunicorn exited: {log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"gunicorn not ready in {seconds}s: {log.read_text()[-3000:]}")
+
+
+def kill9(proc: subprocess.Popen) -> None:
+    """SIGKILL the process group this test started (master and workers), by its id."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(10)

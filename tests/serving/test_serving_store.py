@@ -1,0 +1,227 @@
+"""The feedback store, the same suite over SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pyarrow.parquet as pq
+import pytest
+
+from serving.export import SCHEMAS, export
+from serving.store import Recommendation, ShownProduct, open_store, redact
+
+T0 = datetime(2025, 7, 1, 2, 0, tzinfo=timezone.utc)
+
+
+def _rec(customer: str = "A" * 32, stage: int = 1, parent: str | None = None, manager: str | None = "M001",
+         products=("SAV_TIME", "PRO_LIFE", "WLT_WMP"), at: datetime = T0) -> Recommendation:
+    shown = tuple(ShownProduct(p, i + 1, 0.9 - i / 10, 90 - i * 10, ({"code": "X", "text": "why"},), ("t",))
+                  for i, p in enumerate(products))
+    return Recommendation(uuid.uuid4().hex.upper(), customer, manager, stage, parent, "m-1", at, shown)
+
+
+@pytest.fixture
+def store(store_url: str):
+    store = open_store(store_url)
+    yield store
+    store.close()
+
+
+def _feedback(store, rec, key, items, manager="M001", at=T0):
+    from serving.workflow import request_hash
+
+    return store.record_feedback(idempotency_key=key, request_hash=request_hash(rec.recommendation_id, manager, items),
+                                 recommendation=rec, manager_id=manager, items=items, recorded_at=at)
+
+
+def test_schema_creation_is_idempotent(store_url):
+    for _ in range(2):
+        open_store(store_url).close()
+
+
+def test_recommendation_round_trip(store):
+    rec = _rec()
+    store.log_recommendation(rec)
+    assert store.get_recommendation(rec.recommendation_id) == rec
+    assert store.get_recommendation("F" * 32) is None
+    empty = _rec(products=())
+    store.log_recommendation(empty)
+    assert store.get_recommendation(empty.recommendation_id).products == ()
+
+
+def test_feedback_created_replayed_conflict(store):
+    rec = _rec()
+    store.log_recommendation(rec)
+    items = [("SAV_TIME", "interested"), ("PRO_LIFE", "not_interested")]
+    first = _feedback(store, rec, "key-0001", items)
+    assert first.status == "created" and len(first.rows) == 2
+    again = _feedback(store, rec, "key-0001", list(reversed(items)))  # same request, other order
+    assert again.status == "replayed" and again.rows == first.rows
+    other = _feedback(store, rec, "key-0001", [("SAV_TIME", "already_owns")])
+    assert other.status == "conflict"
+    assert len(store.feedback_for(rec.recommendation_id)) == 2
+
+
+def test_latest_judgement_wins(store):
+    rec = _rec()
+    store.log_recommendation(rec)
+    _feedback(store, rec, "key-0001", [("SAV_TIME", "interested")], at=T0)
+    _feedback(store, rec, "key-0002", [("SAV_TIME", "not_interested")], at=T0 + timedelta(minutes=1))
+    _feedback(store, rec, "key-0003", [("PRO_LIFE", "already_owns")], at=T0)
+    _feedback(store, rec, "key-0004", [("PRO_LIFE", "interested")], at=T0)  # same instant: insertion order
+    assert store.latest_feedback(rec.recommendation_id) == {"SAV_TIME": "not_interested", "PRO_LIFE": "interested"}
+    judgements = store.customer_judgements(rec.customer_id)
+    assert judgements["SAV_TIME"] == ("not_interested", T0 + timedelta(minutes=1))
+
+
+def test_concurrent_retries_store_once(store_url):
+    """Many threads (own connections) racing with one key: one row set, every answer identical."""
+    setup = open_store(store_url)
+    rec = _rec()
+    setup.log_recommendation(rec)
+    store = open_store(store_url, create=False)
+    results, errors = [], []
+
+    def worker():
+        try:
+            results.append(_feedback(store, rec, "race-key-1", [("WLT_WMP", "interested")]))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert sorted(r.status for r in results) == ["created"] + ["replayed"] * 7
+    assert len({r.rows for r in results}) == 1
+    assert len(setup.feedback_for(rec.recommendation_id)) == 1
+    setup.close()
+    store.close()
+
+
+def test_dashboard_aggregates(store):
+    one = _rec(manager="M001")
+    two = _rec(stage=2, parent=one.recommendation_id, manager="M001", products=("CRD_CARD", "SAV_LCD"))
+    other = _rec(manager="M002", at=T0 - timedelta(days=40))  # outside the range
+    for rec in (one, two, other):
+        store.log_recommendation(rec)
+    _feedback(store, one, "k-one-0001", [("SAV_TIME", "interested"), ("PRO_LIFE", "not_interested")])
+    _feedback(store, two, "k-two-0001", [("CRD_CARD", "interested")])
+    _feedback(store, other, "k-oth-0001", [("SAV_TIME", "interested")], manager="M002", at=T0 - timedelta(days=40))
+    lo, hi = T0 - timedelta(days=1), T0 + timedelta(days=1)
+    items = {(s, m, p): rest for s, m, p, *rest in store.item_outcomes(lo, hi)}
+    assert items[(1, "M001", "SAV_TIME")] == [1, 1, 1, 0, 0]
+    assert items[(1, "M001", "WLT_WMP")] == [1, 0, 0, 0, 0]
+    assert items[(2, "M001", "CRD_CARD")] == [1, 1, 1, 0, 0]
+    assert not any(m == "M002" for _, m, _ in items)
+    lists = {(s, m): rest for s, m, *rest in store.list_outcomes(lo, hi)}
+    assert lists == {(1, "M001"): [1, 1, 1], (2, "M001"): [1, 1, 1]}
+    counts = {(m, p, r): n for m, p, r, n in store.feedback_counts(lo, hi)}
+    assert counts == {("M001", "SAV_TIME", "interested"): 1, ("M001", "PRO_LIFE", "not_interested"): 1,
+                      ("M001", "CRD_CARD", "interested"): 1}
+
+
+def test_export_parquet(store, tmp_path: Path):
+    out = tmp_path / "feedback_export"
+    out.mkdir()
+    counts = export(store, out)  # empty store: files with the schema, zero rows
+    assert counts == {"recommendations": 0, "feedback": 0}
+    for table in ("recommendations", "feedback"):
+        assert pq.read_schema(out / table / "part-00000.parquet").equals(SCHEMAS[table], check_metadata=False)
+    rec = _rec()
+    store.log_recommendation(rec)
+    _feedback(store, rec, "exp-key-01", [("SAV_TIME", "interested"), ("PRO_LIFE", "already_owns")])
+    (out / "feedback" / "part-00007.parquet").write_bytes(b"stale")
+    counts = export(store, out, batch_size=2)
+    assert counts == {"recommendations": 3, "feedback": 2}
+    recs = pq.read_table(out / "recommendations").to_pylist()
+    assert [r["product_id"] for r in recs] == ["SAV_TIME", "PRO_LIFE", "WLT_WMP"]
+    local = T0.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)  # naive bank-local time
+    assert recs[0]["created_at"] == local and recs[0]["stage"] == 1 and recs[0]["parent_recommendation_id"] is None
+    feedback = pq.read_table(out / "feedback").to_pylist()
+    assert {(f["product_id"], f["response"], f["idempotency_key"]) for f in feedback} == {
+        ("SAV_TIME", "interested", "exp-key-01#SAV_TIME"), ("PRO_LIFE", "already_owns", "exp-key-01#PRO_LIFE")}
+    assert sorted(p.name for p in (out / "feedback").iterdir()) == ["part-00000.parquet"]  # stale part gone, no temp
+    assert (out / "_manifest.json").exists()
+
+
+def test_export_readable_by_duckdb_as_dbt_source(store, tmp_path: Path):
+    import duckdb
+
+    rec = _rec()
+    store.log_recommendation(rec)
+    _feedback(store, rec, "duck-key-1", [("SAV_TIME", "interested")])
+    export(store, tmp_path)
+    con = duckdb.connect()
+    row = con.execute(
+        "select f.response, r.rank from read_parquet(?) f join read_parquet(?) r using (recommendation_id, product_id)",
+        [str(tmp_path / "feedback" / "*.parquet"), str(tmp_path / "recommendations" / "*.parquet")]).fetchall()
+    assert row == [("interested", 1)]
+
+
+def test_export_keeps_every_product_under_dbt_dedup(store, tmp_path: Path):
+    """stg_feedback__responses keeps one row per idempotency_key: a multi-product request must survive it."""
+    import duckdb
+
+    rec = _rec()
+    store.log_recommendation(rec)
+    _feedback(store, rec, "multi-key-1", [("SAV_TIME", "interested"), ("PRO_LIFE", "not_interested"),
+                                          ("WLT_WMP", "already_owns")])
+    _feedback(store, rec, "multi-key-1", [("SAV_TIME", "interested"), ("PRO_LIFE", "not_interested"),
+                                          ("WLT_WMP", "already_owns")])  # a retry
+    export(store, tmp_path)
+    kept = duckdb.connect().execute("""
+        select count(*) from (
+            select *, row_number() over (partition by idempotency_key order by recorded_at, feedback_id) as n
+            from read_parquet(?)) where n = 1""", [str(tmp_path / "feedback" / "*.parquet")]).fetchone()[0]
+    assert kept == 3
+
+
+def test_export_cli(tmp_path: Path, monkeypatch, capsys):
+    from serving.export import main
+
+    monkeypatch.setenv("LINGXI_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("LINGXI_FEEDBACK_DB_URL", raising=False)
+    open_store(f"sqlite:///{tmp_path / 'feedback.db'}").close()
+    assert main([]) == 0
+    assert (tmp_path / "feedback_export" / "feedback" / "part-00000.parquet").exists()
+    assert '"rows"' in capsys.readouterr().out
+
+
+def test_sqlite_pragmas(tmp_path: Path):
+    store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
+    conn = store._conn()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    store.close()
+
+
+def test_sqlite_flush_levels(tmp_path: Path):
+    """The log commits relaxed (NORMAL); feedback always commits at FULL, whatever ran before."""
+    store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
+    rec = _rec()
+    store.log_recommendation(rec)
+    assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with store.read_snapshot():  # a second connection must not confuse the first one's state
+        pass
+    _feedback(store, rec, "sync-key-1", [("SAV_TIME", "interested")])
+    assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
+    store.log_recommendation(_rec())  # reconnect after close
+    _feedback(store, rec, "sync-key-2", [("PRO_LIFE", "interested")])
+    assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 2
+    store.close()
+
+
+def test_urls():
+    assert redact("postgresql://u:secret@h:5432/db?sslmode=require") == "postgresql://h:5432/db"
+    with pytest.raises(ValueError):
+        open_store("mysql://x")
+    with pytest.raises(ValueError):
+        open_store("sqlite:///:memory:")
