@@ -221,7 +221,7 @@ def _check_matrices(scores, labels, mask) -> tuple[np.ndarray, np.ndarray, np.nd
     return s, lab.astype(bool) & eligible, eligible
 
 
-def _ranked_hits(scores, labels, mask, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ranked_hits(scores, labels, mask, k: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Hits of the top-``k`` eligible products per customer.
 
     Returns ``hits`` (n, k) bool -- rank ``i`` of customer ``c`` is an eligible positive --,
@@ -237,7 +237,7 @@ def _ranked_hits(scores, labels, mask, k: int) -> tuple[np.ndarray, np.ndarray, 
     # sort last and, being never positive, can only fill ranks with misses
     order = np.argsort(-ranked, axis=1, kind="stable")[:, :k]
     hits = np.take_along_axis(pos, order, axis=1)  # ineligible cells are never positive
-    return hits, pos.sum(axis=1), np.asarray(k)
+    return hits, pos.sum(axis=1), k
 
 
 def recall_at_k(scores, labels, mask=None, k: int = 5) -> float:
@@ -261,7 +261,6 @@ def precision_at_k(scores, labels, mask=None, k: int = 5) -> float:
 def map_at_k(scores, labels, mask=None, k: int = 5) -> float:
     """Kaggle MAP@K over every customer (no positive -> 0; denominator min(positives, K))."""
     hits, n_pos, kk = _ranked_hits(scores, labels, mask, k)
-    kk = int(kk)
     h = hits.astype(np.float64)
     prec_at_i = np.cumsum(h, axis=1) / np.arange(1, kk + 1)
     denom = np.minimum(n_pos, k).astype(np.float64)
@@ -272,7 +271,6 @@ def map_at_k(scores, labels, mask=None, k: int = 5) -> float:
 def ndcg_at_k(scores, labels, mask=None, k: int = 5) -> float:
     """NDCG@K (binary gains, log2 discount) over every customer (no positive -> 0)."""
     hits, n_pos, kk = _ranked_hits(scores, labels, mask, k)
-    kk = int(kk)
     discount = 1.0 / np.log2(np.arange(2, kk + 2))
     dcg = hits.astype(np.float64) @ discount
     ideal_cum = np.concatenate([[0.0], np.cumsum(discount)])
