@@ -71,12 +71,15 @@ def oracle_scores(paths: Paths, holdout: HoldoutSet, kind: str) -> np.ndarray | 
     return np.clip(np.nan_to_num(scores, nan=0.0), 0.0, 1.0)
 
 
-def rule_match_scores(holdout: HoldoutSet) -> np.ndarray | None:
-    try:
-        from ml.match_score import match_scores
-    except ImportError:
-        return None
-    return match_scores(holdout.features, holdout.products)
+def rule_match_scores(holdout: HoldoutSet) -> np.ndarray:
+    """The banks' rule-based 0-100 match score (age, risk, assets, category use, triggers, tags)."""
+    from dataclasses import asdict
+
+    from ml.catalogue import load_catalogue
+    from ml.match_score import rule_scores
+
+    catalogue = load_catalogue()
+    return np.column_stack([rule_scores(holdout.features, asdict(catalogue[p])) for p in holdout.products])
 
 
 def evaluate_scores(scores: np.ndarray, holdout: HoldoutSet, calibrated: bool) -> dict:
@@ -127,9 +130,7 @@ def evaluate(paths: Paths) -> dict:
     candidates = {"model": (chosen, True),
                   "random": (rng.random(chosen.shape), False),
                   "popularity": (popularity_scores(paths, holdout, model), True)}
-    rule = rule_match_scores(holdout)
-    if rule is not None:
-        candidates["rule_match_score"] = (rule, False)
+    candidates["rule_match_score"] = (rule_match_scores(holdout), False)
     candidates.update(_strategy_scores(folder, model, holdout))
     for kind in ("p_observable", "p_true"):
         scores = oracle_scores(paths, holdout, kind)

@@ -25,6 +25,10 @@ from ml.dataset import FEATURE_SERVICE, build_pairs, candidate_pairs, load_label
 from ml.features import get_store
 from ml.model import DEFAULT_PARAMS, PropensityModel, fit_booster, fit_calibrator
 from ml.pair_features import pairs_to_matrix
+
+# Customer profile columns the clustering-based negative sampler clusters on.
+PROFILE_FEATURES = ["age", "gender_male", "urbanisation_code", "education_level", "marital_status_code",
+                    "log_assets", "risk_tolerance", "card_tier", "tenure_years"]
 from ml.registry import Registry, git_commit
 
 FIT_CUTOFFS = list(CUTOFFS[:6])
@@ -132,7 +136,7 @@ def _train_strategies(folder: Path, x, y, w, fit, seed: int, max_rows: int = 300
     out.mkdir()
     for name in STRATEGIES:
         t = time.perf_counter()
-        pipeline = make_pipeline(name, numeric=names, categorical=[], seed=seed)
+        pipeline = make_pipeline(name, numeric=names, categorical=[], seed=seed, profile=PROFILE_FEATURES)
         pipeline.fit(frame, y[rows])
         joblib.dump(pipeline, out / f"{name}.joblib")
         log(f"strategy {name}: fitted on {len(rows):,} rows in {time.perf_counter() - t:.0f} s")

@@ -59,3 +59,24 @@ def feature_data_dir(warehouse_data_dir) -> Path:
 
     run(Paths(data=warehouse_data_dir, reports=warehouse_data_dir / "reports"))
     return warehouse_data_dir
+
+
+@pytest.fixture(scope="session")
+def trained_data_dir(feature_data_dir) -> Path:
+    """The test bank with a trained, current model and an evaluation report.
+
+    Training runs with the oracle folder moved away: models must never need it.
+    """
+    from ml.config import Paths
+    from ml.evaluate import evaluate
+    from ml.train import train
+
+    paths = Paths(data=feature_data_dir, reports=feature_data_dir / "reports")
+    hidden = feature_data_dir / "oracle.hidden"
+    (feature_data_dir / "oracle").rename(hidden)
+    try:
+        train(paths, seed=7, max_rows=120_000, strategies=True)
+    finally:
+        hidden.rename(feature_data_dir / "oracle")
+    evaluate(paths)
+    return feature_data_dir

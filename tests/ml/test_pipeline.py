@@ -1,0 +1,76 @@
+"""Training and evaluation end to end at test scale: artefacts, report, honest comparisons."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ml.config import Paths
+from ml.registry import Registry
+
+SUMMARY_KEYS = {"map_at_5", "oracle_map_at_5", "observable_oracle_map_at_5", "ndcg_at_5", "recall_at_5",
+                "precision_at_5", "pr_auc", "top_decile_lift", "brier", "n_customers", "positive_rate",
+                "generator_seed", "cutoff"}
+STRATEGIES = {"none", "class_weight", "smote", "adasyn", "random_under", "cluster_negatives"}
+
+
+@pytest.fixture(scope="module")
+def report(trained_data_dir) -> dict:
+    return json.loads((trained_data_dir / "reports" / "metrics.json").read_text())
+
+
+def test_model_version_is_complete_and_current(trained_data_dir):
+    registry = Registry(Paths(data=trained_data_dir, reports=trained_data_dir).models)
+    current = registry.current()
+    metadata = json.loads((current / "metadata.json").read_text())
+    assert metadata["feature_service"] == "stage_one_v1"
+    assert metadata["data_snapshot"] == "2025-04-01" and metadata["git_commit"]
+    assert metadata["negative_sampling"]["rate"] <= 1.0 and metadata["params"]["seed"] == 7
+    assert (current / "model.txt").exists() and (current / "calibration.joblib").exists()
+
+
+def test_rollback_marks_the_previous_version_current(trained_data_dir, tmp_path):
+    registry = Registry(tmp_path)
+    for name in ("v1", "v2"):
+        (tmp_path / name).mkdir()
+        registry.promote(name)
+    assert registry.current().name == "v2"
+    assert registry.rollback().name == "v1" and registry.current().name == "v1"
+    with pytest.raises(ValueError):
+        registry.rollback()
+
+
+def test_summary_has_every_key_other_tools_read(report):
+    summary = report["summary"]
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["cutoff"] == "2025-04-01" and summary["generator_seed"] == 42
+    assert summary["n_customers"] == 20_000
+
+
+def test_model_beats_baselines_and_stays_below_the_oracle(report):
+    table = report["evaluation"]["strategies"]
+    model = table["model"]["map_at_5"]
+    assert model > 1.3 * table["random"]["map_at_5"]
+    assert model > table["popularity"]["map_at_5"]
+    assert model < table["oracle_true"]["map_at_5"]
+    assert report["summary"]["recall_at_5"] > 0.6
+
+
+def test_every_strategy_is_reported(report):
+    names = {k.split(":", 1)[1] for k in report["evaluation"]["strategies"] if k.startswith("strategy:")}
+    assert STRATEGIES <= names
+    assert "rule_match_score" in report["evaluation"]["strategies"]
+
+
+def test_probabilities_are_calibrated(report):
+    per_product = report["evaluation"]["per_product"]
+    predicted = sum(p["mean_predicted"] * p["eligible"] for p in per_product.values())
+    observed = sum(p["observed_rate"] * p["eligible"] for p in per_product.values())
+    assert abs(predicted - observed) < 0.35 * observed
+
+
+def test_report_has_figures(trained_data_dir):
+    reports = trained_data_dir / "reports"
+    page = (reports / "report.html").read_text()
+    for figure in ("pr_curves", "gain_chart", "calibration", "feature_importance"):
+        assert f"figures/{figure}.png" in page and (reports / "figures" / f"{figure}.png").stat().st_size > 5_000
