@@ -13,13 +13,14 @@ SEED        ?= 7
 HOST        ?= 127.0.0.1
 PORT        ?= 8000
 WORKERS     ?= 2
+EVAL_SEED   ?= $(shell echo $$(( $(SEED) + 1000 )))
 export LINGXI_DATA_DIR    ?= $(CURDIR)/data
 export LINGXI_REPORTS_DIR ?= $(CURDIR)/reports
 export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse features train evaluate pipeline serve demo test bench clean
+.PHONY: help install data warehouse features train score evaluate pipeline eval-bank replay cold-start serve demo test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,10 +47,29 @@ features: $(INSTALLED)  ## feast apply + materialise the online store
 train: $(INSTALLED)  ## train the propensity models (versioned under data/models)
 	$(PY) -m ml.train
 
+score: $(INSTALLED)  ## nightly scoring: stage one for every customer, match-score reference, suitability audit
+	$(PY) -m ml.recommend batch
+
 evaluate: $(INSTALLED)  ## evaluate on the held-out cut-off; writes reports/
 	$(PY) -m ml.evaluate
 
-pipeline: data warehouse features train evaluate  ## the nightly job, in order
+pipeline: data warehouse features train score evaluate  ## the nightly job, in order
+
+EVAL_DIR := $(LINGXI_DATA_DIR)/eval_seed_$(EVAL_SEED)
+
+eval-bank: $(INSTALLED)  ## a bank from an unseen seed (EVAL_SEED) at the same scale, for replay and cold start
+	LINGXI_DATA_DIR=$(EVAL_DIR) $(PY) -m ml.datagen --scale $(SCALE) --seed $(EVAL_SEED) \
+		--out $(EVAL_DIR)/raw --oracle-out $(EVAL_DIR)/oracle --reuse
+	LINGXI_DATA_DIR=$(EVAL_DIR) $(VENV)/bin/dbt build --quiet --target-path $(EVAL_DIR)/dbt_target --log-path $(EVAL_DIR)/dbt_logs
+	LINGXI_DATA_DIR=$(EVAL_DIR) $(PY) -m ml.features
+
+replay: eval-bank  ## two-stage replay on the unseen seed (writes two_stage into reports/metrics.json)
+	$(PY) -m ml.rerank simulate-logs
+	$(PY) -m ml.rerank train
+	$(PY) -m ml.replay --eval-data-dir $(EVAL_DIR)
+
+cold-start: eval-bank  ## hold a product out of training, rank its real adopters (writes cold_start)
+	$(PY) -m ml.cold_start evaluate --product PRO_CAR --eval-data-dir $(EVAL_DIR)
 
 serve: $(INSTALLED)  ## start the API under gunicorn on $(HOST):$(PORT)
 	$(VENV)/bin/gunicorn --workers $(WORKERS) --bind $(HOST):$(PORT) "serving:create_app()"
