@@ -1,0 +1,24 @@
+-- Monthly feature snapshots, one row per (customer, snapshot): the ten monthly cut-offs and
+-- the current snapshot at the extract date. Strictly point in time: a row uses only events
+-- with event_time < snapshot_ts. Numeric and model-ready; counts and amounts are 0 when
+-- nothing happened, "days since" and averages NULL. Feast reads the Parquet export.
+-- Each snapshot is computed on its own (macro customer_features_as_of), then stacked.
+
+with
+
+{% for day in snapshot_dates() %}
+features_as_of_{{ day | replace('-', '_') }} as (
+{{ customer_features_as_of(day) }}
+),
+{% endfor %}
+
+final as (
+
+    {%- for day in snapshot_dates() %}
+    select * from features_as_of_{{ day | replace('-', '_') }}
+    {{ "union all" if not loop.last }}
+    {%- endfor %}
+
+)
+
+select * from final

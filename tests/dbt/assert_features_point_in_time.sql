@@ -1,0 +1,93 @@
+-- No leakage: for a fixed sample of customers (ids starting with '00', about 1 in 256), recompute
+-- a set of features at every snapshot straight from the raw events with plain SQL that keeps
+-- only events strictly before the snapshot, and compare with customer_features_monthly.
+-- Returns the mismatching (customer, snapshot, feature) rows; the mart is correct when none.
+
+{% set sample_prefix = '00' %}
+
+with
+
+snapshots as (
+
+    select snapshot_ts from {{ ref('int_snapshot_dates') }}
+
+),
+
+raw_events as (
+
+    select customer_id, event_time, event_type, product_id, amount, channel
+    from {{ source('bank', 'events') }}
+    where customer_id like '{{ sample_prefix }}%'
+
+),
+
+sample_features as (
+
+    select * from {{ ref('customer_features_monthly') }}
+    where customer_id like '{{ sample_prefix }}%'
+
+),
+
+known as (
+
+    -- only events of the sampled customers that staging accepted as valid rows
+    select raw_events.*
+    from raw_events
+    inner join sample_features
+        on raw_events.customer_id = sample_features.customer_id
+        and sample_features.snapshot_ts = (select max(snapshot_ts) from snapshots)
+    where raw_events.event_type in ('{{ var("event_types") | join("', '") }}')
+        and (raw_events.product_id is null or raw_events.product_id in ('{{ product_ids() | join("', '") }}'))
+        and (raw_events.amount is null or raw_events.amount >= 0)
+
+),
+
+recomputed as (
+
+    select
+        sample_features.customer_id,
+        sample_features.snapshot_ts,
+        -- everyday transactions in [snapshot - 30 days, snapshot)
+        (select count(*) from known
+         where known.customer_id = sample_features.customer_id
+            and known.event_type = 'product_trade' and known.product_id = '{{ var("everyday_product_id") }}'
+            and known.event_time >= {{ dbt.dateadd('day', -30, 'sample_features.snapshot_ts') }}
+            and known.event_time < sample_features.snapshot_ts) as n_everyday_txn_30d,
+        -- salary credits in [snapshot - 90 days, snapshot)
+        (select count(*) from known
+         where known.customer_id = sample_features.customer_id
+            and known.event_type = 'salary_credit'
+            and known.event_time >= {{ dbt.dateadd('day', -90, 'sample_features.snapshot_ts') }}
+            and known.event_time < sample_features.snapshot_ts) as n_salary_credits_90d,
+        -- mobile banking bound before the snapshot
+        (select count(*) > 0 from known
+         where known.customer_id = sample_features.customer_id
+            and known.event_type = 'channel_bind' and known.channel = 'mobile_banking'
+            and known.event_time < sample_features.snapshot_ts) as has_mobile_banking,
+        -- days since the latest salary credit in [snapshot - 180 days, snapshot)
+        (select {{ dbt.datediff('max(known.event_time)', 'sample_features.snapshot_ts', 'day') }} from known
+         where known.customer_id = sample_features.customer_id
+            and known.event_type = 'salary_credit'
+            and known.event_time >= {{ dbt.dateadd('day', -180, 'sample_features.snapshot_ts') }}
+            and known.event_time < sample_features.snapshot_ts) as days_since_salary_credit,
+        -- time deposit held: the latest open / close before the snapshot is an open
+        coalesce((select max_by(event_type = 'product_open', event_time) from known
+         where known.customer_id = sample_features.customer_id
+            and known.product_id = 'SAV_TIME' and known.event_type in ('product_open', 'product_close')
+            and known.event_time < sample_features.snapshot_ts), false) as holds_sav_time,
+        sample_features.n_everyday_txn_30d as mart_n_everyday_txn_30d,
+        sample_features.n_salary_credits_90d as mart_n_salary_credits_90d,
+        sample_features.has_mobile_banking as mart_has_mobile_banking,
+        sample_features.days_since_salary_credit as mart_days_since_salary_credit,
+        sample_features.holds_sav_time as mart_holds_sav_time
+    from sample_features
+
+)
+
+select *
+from recomputed
+where n_everyday_txn_30d <> mart_n_everyday_txn_30d
+    or n_salary_credits_90d <> mart_n_salary_credits_90d
+    or cast(has_mobile_banking as integer) <> mart_has_mobile_banking
+    or days_since_salary_credit is distinct from mart_days_since_salary_credit
+    or cast(holds_sav_time as integer) <> mart_holds_sav_time
