@@ -6,11 +6,7 @@ from feast.types import Array, Float32, Int64, UnixTimestamp
 
 from data_sources import customer_feature_vectors, customer_feedback_push
 from entities import customer
-from ml.feature_layout import STAGE_ONE_FEATURES, VECTOR_FEATURE
-
-CATEGORIES = ("protection", "credit", "wealth", "savings")
-RESPONSES = ("interested", "not_interested", "already_owns")
-FEEDBACK_FEATURES = tuple(f"fb_{r}_{c}" for r in RESPONSES for c in CATEGORIES)
+from ml.feature_layout import FEEDBACK_COLUMNS, STAGE_ONE_FEATURES, VECTOR_FEATURE
 
 customer_features = FeatureView(
     name="customer_features",
@@ -30,7 +26,7 @@ customer_feedback = FeatureView(
     name="customer_feedback",
     entities=[customer],
     ttl=timedelta(days=365),
-    schema=[Field(name=name, dtype=Int64) for name in FEEDBACK_FEATURES]
+    schema=[Field(name=name, dtype=Int64) for name in FEEDBACK_COLUMNS]
     + [Field(name="fb_last_response_ts", dtype=UnixTimestamp,
              description="When the customer last answered a manager.")],
     source=customer_feedback_push,

@@ -41,6 +41,11 @@ STAGE_ONE_FEATURES: tuple[str, ...] = (
 POSITION = {name: i for i, name in enumerate(STAGE_ONE_FEATURES)}
 VECTOR_FEATURE = "stage_one_vector"
 
+# Feedback aggregates per customer (the ``customer_feedback`` view, fed by push).
+FEEDBACK_CATEGORIES = ("protection", "credit", "wealth", "savings")
+FEEDBACK_RESPONSES = ("interested", "not_interested", "already_owns")
+FEEDBACK_COLUMNS = tuple(f"fb_{r}_{c}" for r in FEEDBACK_RESPONSES for c in FEEDBACK_CATEGORIES)
+
 
 def to_matrix(frame: pd.DataFrame) -> np.ndarray:
     """Named feature columns -> (n, F) float32 matrix in layout order (NULL -> NaN)."""

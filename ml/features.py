@@ -25,15 +25,13 @@ import duckdb
 import pyarrow.parquet as pq
 
 from ml.config import EXTRACT_DATE, PROJECT_ROOT, Paths
-from ml.feature_layout import STAGE_ONE_FEATURES, VECTOR_FEATURE
+from ml.feature_layout import (FEEDBACK_CATEGORIES, FEEDBACK_COLUMNS, FEEDBACK_RESPONSES, STAGE_ONE_FEATURES,
+                               VECTOR_FEATURE)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 FEATURE_REPO = PROJECT_ROOT / "feature_repo"
-CATEGORIES = ("protection", "credit", "wealth", "savings")
-RESPONSES = ("interested", "not_interested", "already_owns")
-FEEDBACK_COLUMNS = [f"fb_{r}_{c}" for r in RESPONSES for c in CATEGORIES]
 CURRENT_SNAPSHOT = datetime(EXTRACT_DATE.year, EXTRACT_DATE.month, EXTRACT_DATE.day)
 
 
@@ -79,7 +77,7 @@ def build_feedback_source(paths: Paths) -> int:
     con = duckdb.connect()
     counts = ", ".join(
         f"sum(case when response = '{r}' and category = '{c}' then 1 else 0 end) over w as fb_{r}_{c}"
-        for r in RESPONSES for c in CATEGORIES)
+        for r in FEEDBACK_RESPONSES for c in FEEDBACK_CATEGORIES)
     if list(export.glob("*.parquet")):
         con.execute(f"""create view products as select * from read_csv('{PROJECT_ROOT}/seeds/products.csv')""").fetchall()
         query = f"""
