@@ -1,7 +1,8 @@
 -- No leakage: for a fixed sample of customers (ids starting with '00', about 1 in 256), recompute
--- a set of features at every snapshot straight from the raw events with plain SQL that keeps
--- only events strictly before the snapshot, and compare with customer_features_monthly.
--- Returns the mismatching (customer, snapshot, feature) rows; the mart is correct when none.
+-- a set of features at every snapshot straight from the typed raw event rows with plain SQL
+-- that keeps only events strictly before the snapshot (no macro, no intermediate model), and
+-- compare with customer_features_monthly. Returns the mismatching rows; none = correct.
+-- (tests/warehouse/test_dbt_build.py does the same from the raw Parquet files.)
 
 {% set sample_prefix = '00' %}
 
@@ -13,11 +14,28 @@ snapshots as (
 
 ),
 
-raw_events as (
+sample_customers as (
 
-    select customer_id, event_time, event_type, product_id, amount, channel
-    from {{ source('bank', 'events') }}
+    select customer_id, customer_key from {{ ref('base_bank__customers') }}
     where customer_id like '{{ sample_prefix }}%'
+        and quarantine_reason is null
+
+),
+
+known as (
+
+    -- every valid event row of the sampled customers
+    select
+        sample_customers.customer_id,
+        events.event_time,
+        events.event_type,
+        events.product_id,
+        events.amount,
+        events.channel
+    from {{ ref('base_bank__events') }} as events
+    inner join sample_customers
+        on events.customer_key = sample_customers.customer_key
+    where events.quarantine_reason is null
 
 ),
 
@@ -25,20 +43,6 @@ sample_features as (
 
     select * from {{ ref('customer_features_monthly') }}
     where customer_id like '{{ sample_prefix }}%'
-
-),
-
-known as (
-
-    -- only events of the sampled customers that staging accepted as valid rows
-    select raw_events.*
-    from raw_events
-    inner join sample_features
-        on raw_events.customer_id = sample_features.customer_id
-        and sample_features.snapshot_ts = (select max(snapshot_ts) from snapshots)
-    where raw_events.event_type in ('{{ var("event_types") | join("', '") }}')
-        and (raw_events.product_id is null or raw_events.product_id in ('{{ product_ids() | join("', '") }}'))
-        and (raw_events.amount is null or raw_events.amount >= 0)
 
 ),
 
