@@ -28,6 +28,8 @@ DEFAULT_PARAMS = {
     "lambda_l2": 1.0,
     "verbose": -1,
     "num_threads": 2,
+    "deterministic": True,  # the same data and seed give the same model: README figures reproduce
+    "force_col_wise": True,
 }
 CATEGORICAL = ["product_code", "category_code"]
 
