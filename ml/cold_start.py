@@ -560,7 +560,7 @@ def train_without(paths: Paths, product_id: str, seed: int = 7, max_rows: int = 
     labels = load_labels(paths, FIT_CUTOFFS + [CALIBRATION_CUTOFF])
     pairs = candidate_pairs(labels, products)
     rate = choose_negative_rate(pairs, max_rows)
-    data = build_pairs(feature_store(paths), sample_negatives(pairs, rate, seed), products).frame
+    data = build_pairs(feature_store(paths), sample_negatives(pairs, rate, seed), products)
     log(f"without {product_id}: {len(data):,} rows ({time.perf_counter() - started:.0f} s)")
     relations = relation_matrices(data, products)
     j = load_catalogue().index(product_id)

@@ -8,7 +8,6 @@ All model inputs come from Feast's ``stage_one_v1`` service; nothing here reads 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -17,7 +16,7 @@ import pandas as pd
 from ml import suitability
 from ml.catalogue import load_catalogue
 from ml.config import Paths
-from ml.feature_layout import STAGE_ONE_FEATURES, VECTOR_FEATURE, from_vectors
+from ml.feature_layout import VECTOR_FEATURE, from_vectors
 
 FEATURE_SERVICE = "stage_one_v1"
 
@@ -93,23 +92,9 @@ def suitable_mask(features: pd.DataFrame, products: list[str]) -> np.ndarray:
     return elig.allowed[:, positions]
 
 
-@dataclass
-class PairSet:
-    """Model-ready rows: features of the customer at the cut-off joined to the product."""
-
-    frame: pd.DataFrame  # customer_id, snapshot_ts, product_id, label, weight + feature columns
-
-    @property
-    def y(self) -> np.ndarray:
-        return self.frame["label"].to_numpy()
-
-    @property
-    def weight(self) -> np.ndarray:
-        return self.frame["weight"].to_numpy()
-
-
-def build_pairs(store, pairs: pd.DataFrame, products: list[str]) -> PairSet:
-    """Join sampled pairs to their point-in-time features and keep only suitable pairs."""
+def build_pairs(store, pairs: pd.DataFrame, products: list[str]) -> pd.DataFrame:
+    """Model-ready rows: sampled pairs joined to their point-in-time features, suitable pairs only
+    (customer_id, snapshot_ts, product_id, label, weight + the feature columns)."""
     features = fetch_features(store, pairs)
     allowed = suitable_mask(features, products)
     allowed_long = pd.DataFrame(allowed, columns=products)
@@ -119,8 +104,4 @@ def build_pairs(store, pairs: pd.DataFrame, products: list[str]) -> PairSet:
     merged = pairs.merge(allowed_long, on=["customer_id", "snapshot_ts", "product_id"])
     merged = merged[merged.suitable].drop(columns="suitable")
     merged = merged.merge(features, on=["customer_id", "snapshot_ts"])
-    return PairSet(frame=merged.reset_index(drop=True))
-
-
-def feature_columns() -> list[str]:
-    return list(STAGE_ONE_FEATURES)
+    return merged.reset_index(drop=True)

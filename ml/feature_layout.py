@@ -47,11 +47,6 @@ FEEDBACK_RESPONSES = ("interested", "not_interested", "already_owns")
 FEEDBACK_COLUMNS = tuple(f"fb_{r}_{c}" for r in FEEDBACK_RESPONSES for c in FEEDBACK_CATEGORIES)
 
 
-def to_matrix(frame: pd.DataFrame) -> np.ndarray:
-    """Named feature columns -> (n, F) float32 matrix in layout order (NULL -> NaN)."""
-    return frame.loc[:, list(STAGE_ONE_FEATURES)].to_numpy(dtype=np.float32, na_value=np.nan)
-
-
 def from_vectors(vectors) -> pd.DataFrame:
     """A column of ``stage_one_vector`` values (lists or arrays) -> named float32 frame."""
     matrix = np.full((len(vectors), len(STAGE_ONE_FEATURES)), np.nan, dtype=np.float32)

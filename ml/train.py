@@ -72,7 +72,7 @@ def train(paths: Paths, seed: int = 7, negative_rate: float | None = None, max_r
     sampled = sample_negatives(pairs, rate, seed)
     log(f"{len(pairs):,} candidate pairs, {int(pairs.label.sum()):,} positives; negatives kept at rate "
         f"{rate:.4f} -> {len(sampled):,} rows")
-    data = build_pairs(store, sampled, products).frame
+    data = build_pairs(store, sampled, products)
     log(f"{len(data):,} suitable rows with point-in-time features from Feast ({time.perf_counter() - started:.0f} s)")
 
     relations = relation_matrices(data, products)
