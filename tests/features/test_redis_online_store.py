@@ -1,0 +1,109 @@
+"""The scale-out online store: the same feature repo on Redis serves what the SQLite store serves.
+
+Runs against ``LINGXI_TEST_REDIS_URL`` ("host:port") when set, else a throwaway ``redis-server``
+on a free loopback port when the binary is installed (Debian: ``apt-get install redis-server``);
+skipped, with the reason, otherwise.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.config import Paths
+from ml.feature_layout import VECTOR_FEATURE
+from ml.features import FEEDBACK_COLUMNS, CustomerNotFound, OnlineFeatures, apply, get_store, materialize
+
+CURRENT = pd.Timestamp("2025-07-01")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(port: int, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"redis-server did not listen on {port}")
+
+
+@pytest.fixture(scope="module")
+def redis_address(tmp_path_factory):
+    if os.environ.get("LINGXI_TEST_REDIS_URL"):
+        yield os.environ["LINGXI_TEST_REDIS_URL"]
+        return
+    binary = shutil.which("redis-server")
+    if not binary:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server) and LINGXI_TEST_REDIS_URL is unset")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                               "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def redis_store(feature_data_dir, redis_address):
+    """Apply and materialise the repo with feature_store.redis.yaml (its own registry file)."""
+    paths = Paths(data=feature_data_dir, reports=feature_data_dir / "reports")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LINGXI_FEAST_CONFIG", "feature_store.redis.yaml")
+        env.setenv("LINGXI_REDIS_URL", redis_address)
+        apply(paths)
+        materialize(paths)
+        yield get_store(paths)
+
+
+@pytest.fixture(scope="module")
+def sqlite_online(feature_data_dir):
+    return OnlineFeatures(get_store(Paths(data=feature_data_dir, reports=feature_data_dir / "reports")))
+
+
+def test_redis_serves_what_sqlite_serves(redis_store, sqlite_online, feature_data_dir):
+    assert redis_store.config.online_store.type == "redis"
+    vectors = pd.read_parquet(feature_data_dir / "feast" / "sources" / "customer_feature_vectors.parquet",
+                              columns=["customer_id", "snapshot_ts"])
+    customers = vectors[vectors.snapshot_ts == CURRENT].customer_id.sample(25, random_state=5).tolist()
+    online = OnlineFeatures(redis_store)
+    contact = datetime(2025, 7, 2, tzinfo=timezone.utc)
+    for customer in customers:
+        np.testing.assert_array_equal(np.asarray(online.get(customer, contact)[VECTOR_FEATURE], np.float32),
+                                      np.asarray(sqlite_online.get(customer, contact)[VECTOR_FEATURE], np.float32))
+
+
+def test_redis_missing_customer_is_not_found(redis_store):
+    with pytest.raises(CustomerNotFound):
+        OnlineFeatures(redis_store).get("f" * 32)
+
+
+def test_push_reaches_redis(redis_store, feature_data_dir):
+    vectors = pd.read_parquet(feature_data_dir / "feast" / "sources" / "customer_feature_vectors.parquet",
+                              columns=["customer_id"])
+    customer = vectors.customer_id.iloc[11]
+    online = OnlineFeatures(redis_store)
+    answered = datetime(2025, 7, 1, 9, 0, tzinfo=timezone.utc)
+    row = {c: 0 for c in FEEDBACK_COLUMNS} | {"fb_interested_credit": 3}
+    online.push_feedback(pd.DataFrame([{"customer_id": customer, "event_timestamp": answered,
+                                        "fb_last_response_ts": answered, **row}]))
+    served = online.get(customer, datetime(2025, 7, 1, 21, 0, tzinfo=timezone.utc))
+    assert served["fb_interested_credit"] == 3
+    assert served["days_since_last_contact"] == pytest.approx(0.5)
