@@ -349,6 +349,14 @@ def _threads(n_rows: int) -> int:
 # ------------------------------------------------------------------------------------------------
 # Stage two, vectorised
 # ------------------------------------------------------------------------------------------------
+def shown_mask(top: np.ndarray, n_products: int) -> np.ndarray:
+    """(n, K) ranked product positions, padded with -1 in short lists -> (n, P) bool "was shown"."""
+    shown = np.zeros((len(top), n_products), dtype=bool)
+    rows, slots = np.nonzero(top >= 0)
+    shown[rows, top[rows, slots]] = True
+    return shown
+
+
 def stage_two_batch(stage_one: StageOne, reranker, x: np.ndarray, shown: np.ndarray, answers: np.ndarray, k: int,
                     reported: np.ndarray | None = None, blocked: np.ndarray | None = None,
                     prior: np.ndarray | None = None, p_first: np.ndarray | None = None,
@@ -769,8 +777,7 @@ def batch_score(paths: Paths, k: int = 5, sample: int | None = None, config: Rec
     if check:
         reranker = load_reranker(folder, config)
         rng = np.random.default_rng(seed)
-        shown = np.zeros_like(lists.allowed)
-        np.put_along_axis(shown, np.maximum(lists.top, 0), lists.top >= 0, axis=1)
+        shown = shown_mask(lists.top, lists.allowed.shape[1])
         answers = random_answers(rng, shown)
         t = time.perf_counter()
         second = stage_two_batch(s1, reranker, x, shown, answers, k, p_first=lists.probabilities,

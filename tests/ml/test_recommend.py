@@ -545,3 +545,11 @@ def test_batch_scoring_and_full_population_check(bank_dir, tmp_path):
     assert (bank_dir / "scores" / "match_reference.json").exists()
     from ml.recommend import load_engine
     assert load_engine(bank_dir).versions()["match_reference"].startswith("tiny-1:")
+
+
+def test_shown_mask_ignores_the_padding_of_short_lists():
+    from ml.recommend import shown_mask
+
+    top = np.array([[2, 0, -1, -1], [-1, -1, -1, -1], [1, 3, 0, 2]])
+    expected = np.array([[True, False, True, False], [False] * 4, [True] * 4])
+    np.testing.assert_array_equal(shown_mask(top, 4), expected)
