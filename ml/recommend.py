@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml import suitability
+from ml import stage_one_table, suitability
 from ml.catalogue import CATEGORIES, Catalogue, load_catalogue
 from ml.config import Paths
 from ml.explain import PathExplainer, reasons
@@ -412,7 +412,8 @@ class Engine:
     """Per-request stage one / stage two / cold start over Feast online features."""
 
     def __init__(self, paths: Paths, model: PropensityModel, online, config: RecommendConfig | None = None,
-                 reranker=None, reference: MatchReference | None = None):
+                 reranker=None, reference: MatchReference | None = None,
+                 table: stage_one_table.StageOneTable | None = None):
         from ml.rerank import CategoryRule
 
         self.paths = paths
@@ -421,6 +422,7 @@ class Engine:
         self.catalogue = self.stage_one_scorer.catalogue
         self.online = online
         self.reranker = reranker if reranker is not None else CategoryRule()
+        self.table = table  # the nightly stage-one table, checked by load_engine (None: score live)
         self._read_lock = threading.Lock()
 
     # -- protocol -------------------------------------------------------------------------------
@@ -430,7 +432,8 @@ class Engine:
                 "suitability_rules": str(suitability.RULES_VERSION), "stage_two": self.reranker.version,
                 "stage_two_objective": (self.config.stage_two_objective
                                         if getattr(self.reranker, "interest", None) is not None else "value"),
-                "match_reference": f"{ref.model_version}:{ref.n_customers}" if ref else "log-scale"}
+                "match_reference": f"{ref.model_version}:{ref.n_customers}" if ref else "log-scale",
+                "stage_one_table": self.table.version() if self.table is not None else "none (live scoring)"}
 
     def customer_profile(self, customer_id: str) -> Mapping[str, Any] | None:
         try:
@@ -451,14 +454,32 @@ class Engine:
                   suppressed: Mapping[str, str] | None = None) -> Ranking:
         s1 = self.stage_one_scorer
         k = self._k(k)
-        x, _ = self._features(customer_id)
         reported, blocked = self._suppressions(suppressed)
-        lists = s1.score_batch(x, k, reported=reported, blocked=blocked)
-        top = lists.top[0][lists.top[0] >= 0]
-        p = lists.probabilities[0, top]
-        products = self._ranked(lists.x[0], top, p, s1.match(p, top))
-        excluded = self._excluded(lists.x, reported, blocked, suppressed) if explain_exclusions else ()
+        row = self._table_row(customer_id, suppressed)
+        if row is not None:  # the nightly scores: rank the row minus the suppressed products
+            x = row.x[None, :]
+            allowed = ~np.isnan(row.probability)[None, :]
+            if blocked is not None:
+                allowed &= ~blocked
+            top = s1.rank(row.ranking_key[None, :], allowed, k)[0]
+            top = top[top >= 0]
+            p = row.probability[top]
+        else:
+            features, _ = self._features(customer_id)
+            lists = s1.score_batch(features, k, reported=reported, blocked=blocked)
+            x = lists.x
+            top = lists.top[0][lists.top[0] >= 0]
+            p = lists.probabilities[0, top]
+        products = self._ranked(x[0], top, p, s1.match(p, top))
+        excluded = self._excluded(x, reported, blocked, suppressed) if explain_exclusions else ()
         return Ranking(products, s1.model_version, excluded)
+
+    def _table_row(self, customer_id: str, suppressed: Mapping[str, str] | None) -> stage_one_table.TableRow | None:
+        """The customer's nightly row, unless a reported holding changes the features (then the
+        holding counts and complement effects move every score: score live)."""
+        if self.table is None or any(reason == ALREADY_HELD for reason in (suppressed or {}).values()):
+            return None
+        return self.table.row(customer_id)
 
     def stage_two(self, customer_id: str, shown: Sequence[str], feedback: Mapping[str, str], k: int, *,
                   explain_exclusions: bool = False, suppressed: Mapping[str, str] | None = None) -> Ranking:
@@ -695,7 +716,24 @@ def load_engine(data_dir: Path, config: RecommendConfig | None = None) -> Engine
     config = config or RecommendConfig.from_env()
     model, folder = load_model(paths)
     online = OnlineFeatures(feature_store(paths))
-    return Engine(paths, model, online, config, load_reranker(folder, config), load_reference(paths, model))
+    engine = Engine(paths, model, online, config, load_reranker(folder, config), load_reference(paths, model))
+    engine.table = load_table(paths, engine.stage_one_scorer, online.store)
+    return engine
+
+
+def load_table(paths: Paths, s1: StageOne, store=None) -> stage_one_table.StageOneTable | None:
+    """The nightly stage-one table if it was scored by this model over the current features."""
+    import logging
+
+    table = stage_one_table.StageOneTable.load(paths.data / "scores")
+    if table is None:
+        return None
+    problems = table.problems(s1.model_version, s1.products, s1.values, feature_source(paths, store))
+    if problems:
+        logging.getLogger("lingxi.serving").warning("stage-one table not used: %s", "; ".join(problems),
+                                                    extra={"event": "stage_one_table_stale"})
+        return None
+    return table
 
 
 # ------------------------------------------------------------------------------------------------
@@ -716,9 +754,10 @@ def feature_store(paths: Paths):
             os.environ["LINGXI_DATA_DIR"] = previous
 
 
-def feature_source(paths: Paths) -> Path:
+def feature_source(paths: Paths, store=None) -> Path:
     """The Parquet behind Feast's ``customer_features`` view (as registered by ``feast apply``)."""
-    source = Path(feature_store(paths).get_feature_view("customer_features").batch_source.path)
+    store = store if store is not None else feature_store(paths)
+    source = Path(store.get_feature_view("customer_features").batch_source.path)
     return source if source.exists() else paths.feast / "sources" / "customer_feature_vectors.parquet"
 
 
@@ -761,6 +800,7 @@ def batch_score(paths: Paths, k: int = 5, sample: int | None = None, config: Rec
     config = config or RecommendConfig()
     model, folder = load_model(paths)
     s1 = StageOne(model, config)
+    source = stage_one_table.source_stamp(feature_source(paths))  # before reading: a later rebuild is seen
     ids, x = snapshot_features(paths, limit=sample)
     t_read = time.perf_counter() - started
     lists = s1.score_batch(x, k)
@@ -771,6 +811,9 @@ def batch_score(paths: Paths, k: int = 5, sample: int | None = None, config: Rec
     reference.save(out_dir / REFERENCE_FILE)
     frame = _lists_frame(s1, ids, lists, stage=1)
     _write_parquet(frame, out_dir / "stage_one.parquet")
+    stage_one_table.write(out_dir, ids, lists.x, lists.probabilities, s1.ranking_key(lists.probabilities, lists.raw),
+                          {"model_version": s1.model_version, "products": list(s1.products),
+                           "values": s1.values.tolist(), "feature_source": source})
     result: dict[str, Any] = {"customers": int(len(ids)), "k": k, "model_version": s1.model_version,
                               "read_s": round(t_read, 1), "stage_one_s": round(t_score, 1),
                               "rows": int(len(frame))}
