@@ -82,7 +82,7 @@ test: $(INSTALLED)  ## the full test suite (builds its own test-scale data in a 
 	$(PY) -m pytest
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
-	$(PY) -m ml.bench --scale $(SCALE) --seed $(SEED)
+	$(PY) -m ml.bench --scale $(SCALE) --seed $(SEED) --workers $(WORKERS)
 
 clean:  ## remove generated data and reports (keeps .venv)
 	rm -rf data reports target logs

@@ -535,27 +535,27 @@ class Engine:
         return analyser.analyse(product, n)
 
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Add committed answers to each customer's ``customer_feedback`` aggregates online."""
+        """Set each customer's ``customer_feedback`` aggregates online to the counts of ``rows`` — all of
+        the customer's committed answers (as the nightly source counts the whole feedback export), so
+        no online read, and pushing twice changes nothing."""
         if not rows:
             return
-        frame = pd.DataFrame([dict(r) for r in rows])
-        frame["category"] = frame["product_id"].map(
-            {p.product_id: p.category for p in self.catalogue}).fillna("savings")
-        out = []
-        for customer_id, group in frame.groupby("customer_id", sort=True):
-            try:
-                current = self._online(customer_id, service=PROFILE_SERVICE)
-            except UnknownCustomer:
-                current = {}
-            counts = {name: int(current.get(name) or 0) for name in FEEDBACK_COLUMNS}
-            for response, category in zip(group["response"], group["category"]):
-                key = f"fb_{response}_{category}"
-                if key in counts:
-                    counts[key] += 1
-            recorded = pd.to_datetime(group["recorded_at"], utc=True).max()
-            out.append({"customer_id": customer_id, "event_timestamp": recorded, **counts,
-                        "fb_last_response_ts": recorded})
-        self.online.push_feedback(pd.DataFrame(out))
+        category = {p.product_id: p.category for p in self.catalogue}
+        counts: dict[str, dict[str, int]] = {}
+        last: dict[str, pd.Timestamp] = {}
+        for row in rows:
+            customer_id = row["customer_id"]
+            acc = counts.setdefault(customer_id, dict.fromkeys(FEEDBACK_COLUMNS, 0))
+            key = f"fb_{row['response']}_{category.get(row['product_id'])}"
+            if key in acc:  # products outside the catalogue are not counted (as in the nightly join)
+                acc[key] += 1
+            recorded = pd.Timestamp(row["recorded_at"])
+            recorded = recorded.tz_localize("UTC") if recorded.tzinfo is None else recorded.tz_convert("UTC")
+            last[customer_id] = max(last.get(customer_id, recorded), recorded)
+        frame = pd.DataFrame([{"customer_id": c, "event_timestamp": last[c], **counts[c], "fb_last_response_ts": last[c]}
+                              for c in sorted(counts)])
+        with self._read_lock:  # the store's one SQLite connection is shared with the reads
+            self.online.push_feedback(frame)
 
     # -- helpers --------------------------------------------------------------------------------
     def _k(self, k: int) -> int:

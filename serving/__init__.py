@@ -48,6 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .api.common import EXTENSION
     from .catalogue import load_catalogue
     from .engine import load_engine
+    from .feedback_push import FeedbackPusher
     from .snapshot import SnapshotManager
     from .store import open_store
     from .workflow import Services
@@ -73,6 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     slot = load_engine(app.config["LINGXI_ENGINE"], data_dir)
     services = Services(
         catalogue=catalogue, snapshots=snapshots, store=store, engine_slot=slot,
+        pusher=FeedbackPusher(store, slot, float(app.config["LINGXI_PUSH_INTERVAL_SECONDS"])),
         suppression_days=int(app.config["LINGXI_SUPPRESSION_DAYS"]),
         trigger_window_days=int(app.config["LINGXI_TRIGGER_WINDOW_DAYS"]),
         timezone=app.config["LINGXI_TIMEZONE"],

@@ -135,9 +135,12 @@ class RecommendationEngine(Protocol):
         ...
 
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Push committed feedback rows to the online store. Rows have the feedback export columns:
-        feedback_id, recommendation_id, customer_id, product_id, manager_id, response,
-        recorded_at (aware UTC datetime), idempotency_key. May raise; the API logs and goes on."""
+        """Set the online feedback aggregates of the customers in ``rows`` from ``rows``: *every*
+        committed feedback row of each of those customers (the feedback store is the source of
+        truth), so a push is idempotent and a later push supersedes an earlier one. Rows have the
+        feedback export columns: feedback_id, recommendation_id, customer_id, product_id,
+        manager_id, response, recorded_at (aware UTC datetime), idempotency_key. Called from a
+        background thread (``serving.feedback_push``); may raise: serving logs and goes on."""
         ...
 
 

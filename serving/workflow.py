@@ -24,6 +24,7 @@ from .catalogue import Catalogue
 from .engine import (ALREADY_HELD, SUPPRESSED_NOT_INTERESTED, ColdStartResult, EngineSlot, Ranking,
                      RecommendationEngine, UnknownCustomer)
 from .errors import ApiError
+from .feedback_push import FeedbackPusher
 from .snapshot import RECENT_EVENT_COLUMNS, Snapshot, SnapshotManager
 from .store import FeedbackRow, Recommendation, ShownProduct, SqlStore
 
@@ -36,6 +37,7 @@ class Services:
     snapshots: SnapshotManager
     store: SqlStore
     engine_slot: EngineSlot
+    pusher: FeedbackPusher
     suppression_days: int = 90
     trigger_window_days: int = 30
     timezone: str = "Asia/Shanghai"
@@ -217,6 +219,7 @@ def stage_two(services: Services, parent: Recommendation, k: int, manager_id: st
     if not feedback:
         raise ApiError(422, "no_feedback", "record feedback on this recommendation before asking for stage two")
     suppressed = suppressions(services, parent.customer_id)
+    services.pusher.sync(parent.customer_id)  # the re-ranker reads the online aggregates: they must hold these answers
     try:
         ranking = services.engine.stage_two(parent.customer_id, [p.product_id for p in parent.products], feedback, k,
                                             explain_exclusions=explain,
@@ -250,7 +253,7 @@ def feedback_body(rec: Recommendation, manager_id: str, key: str, rows: Sequence
 
 def record_feedback(services: Services, rec: Recommendation, manager_id: str, key: str,
                     items: Sequence[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
-    """Validate against the recommendation, store durably, push; (status, body). 201 new, 200 replay."""
+    """Validate against the recommendation, store durably, queue the push; (status, body). 201 new, 200 replay."""
     shown = {p.product_id for p in rec.products}
     unknown = [p for p, _ in items if p not in services.catalogue]
     if unknown:
@@ -265,22 +268,9 @@ def record_feedback(services: Services, rec: Recommendation, manager_id: str, ke
     if result.status == "conflict":
         raise ApiError(409, "idempotency_conflict", "this idempotency key was used with a different request")
     if result.status == "created":
-        push_feedback(services, result.rows)
+        services.pusher.submit([rec.customer_id])  # best effort, off the request path (feedback_push)
         return 201, feedback_body(rec, manager_id, key, result.rows)
     return 200, feedback_body(rec, manager_id, key, result.rows)
-
-
-def push_feedback(services: Services, rows: Sequence[FeedbackRow]) -> bool:
-    """Best effort: the feedback is already committed; the nightly export is the backstop."""
-    engine = services.engine_slot.engine
-    if engine is None:
-        return False
-    try:
-        engine.push_feedback([r.as_dict() for r in rows])
-        return True
-    except Exception as exc:  # noqa: BLE001 - a failing online store must not fail a committed write
-        log.warning("online store push failed: %s", type(exc).__name__, extra={"event": "push_failed"})
-        return False
 
 
 # -- cold start --------------------------------------------------------------------------------

@@ -263,6 +263,16 @@ class SqlStore:
         sql = _LATEST.format(partition="product_id", where="recommendation_id = ?")
         return {row[1]: row[4] for row in self._query(sql, (recommendation_id,))}
 
+    def customer_feedback(self, customer_ids: Sequence[str]) -> tuple[FeedbackRow, ...]:
+        """Every feedback row of these customers, in recording order (what the online aggregates count)."""
+        out: list[FeedbackRow] = []
+        for start in range(0, len(customer_ids), 500):
+            chunk = list(customer_ids[start:start + 500])
+            rows = self._query(f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE customer_id IN"
+                               f" ({', '.join('?' * len(chunk))}) ORDER BY seq", chunk)
+            out.extend(self._feedback_row(row) for row in rows)
+        return tuple(out)
+
     def customer_judgements(self, customer_id: str) -> dict[str, tuple[str, datetime]]:
         """product id -> (latest response, when) over all of a customer's feedback."""
         sql = _LATEST.format(partition="product_id", where="customer_id = ?")

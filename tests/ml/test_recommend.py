@@ -452,18 +452,23 @@ def test_unknown_customer(engine):
     assert engine.customer_profile("F" * 32) is None
 
 
-def test_push_feedback_adds_to_the_aggregates(engine, customers):
+def test_push_feedback_sets_the_aggregates_from_all_answers(engine, customers):
     ids, _ = customers
     at = datetime(2025, 7, 2, 9, 30, tzinfo=timezone.utc)
     row = {"feedback_id": "f1", "recommendation_id": "r1", "customer_id": ids[0], "product_id": "WLT_WMP",
            "manager_id": "m", "response": "not_interested", "recorded_at": at, "idempotency_key": "k#WLT_WMP"}
     engine.push_feedback([row])
-    engine.push_feedback([{**row, "feedback_id": "f2", "product_id": "PRO_CAR", "response": "interested"},
-                          {**row, "feedback_id": "f3", "product_id": "WLT_BOND_FUND"}])
+    assert engine.customer_profile(ids[0])["fb_not_interested_wealth"] == 1
+    every = [row, {**row, "feedback_id": "f2", "product_id": "PRO_CAR", "response": "interested"},
+             {**row, "feedback_id": "f3", "product_id": "WLT_BOND_FUND"},
+             {**row, "feedback_id": "f4", "customer_id": ids[1]}]
+    engine.push_feedback(every)
+    engine.push_feedback(every)  # the rows are all of the customers' answers: pushing again changes nothing
     profile = engine.customer_profile(ids[0])
     assert profile["fb_not_interested_wealth"] == 2 and profile["fb_interested_protection"] == 1
     assert profile["fb_last_response_ts"].startswith("2025-07-02")
     assert set(FEEDBACK_COLUMNS) <= set(profile) and profile["age"] is not None
+    assert engine.customer_profile(ids[1])["fb_not_interested_wealth"] == 1
 
 
 # ------------------------------------------------------------------------------------------------
@@ -553,3 +558,43 @@ def test_shown_mask_ignores_the_padding_of_short_lists():
     top = np.array([[2, 0, -1, -1], [-1, -1, -1, -1], [1, 3, 0, 2]])
     expected = np.array([[True, False, True, False], [False] * 4, [True] * 4])
     np.testing.assert_array_equal(shown_mask(top, 4), expected)
+
+
+def test_nightly_table_answers_exactly_as_live_scoring(bank_dir, tmp_path):
+    """Stage one from the nightly table (``ml.stage_one_table``) equals live scoring over Feast:
+    same products, scores, match scores, reasons and exclusions, with and without "not interested"
+    suppressions; a reported holding, a customer outside the table and a stale table score live."""
+    from ml.config import Paths
+    from ml.recommend import batch_score, load_engine
+    from ml.stage_one_table import StageOneTable
+
+    batch_score(Paths(data=bank_dir, reports=tmp_path), k=5, sample=600, check=False)
+    engine = load_engine(bank_dir)
+    table = engine.table
+    assert table is not None and engine.versions()["stage_one_table"] == table.version()
+    ids = [i.decode() for i in table.ids[::6]]
+    compared = 0
+    for cid in ids:
+        for explain in (False, True):
+            fast = engine.stage_one(cid, 10, explain_exclusions=explain)
+            shown = [p.product_id for p in fast.products]
+            suppressed = {p: SUPPRESSED_NOT_INTERESTED for p in shown[:3:2]}
+            fast_suppressed = engine.stage_one(cid, 5, explain_exclusions=explain, suppressed=suppressed)
+            engine.table = None
+            assert fast == engine.stage_one(cid, 10, explain_exclusions=explain)
+            assert fast_suppressed == engine.stage_one(cid, 5, explain_exclusions=explain, suppressed=suppressed)
+            engine.table = table
+            compared += bool(shown)
+    assert compared > 150
+    assert engine._table_row(ids[0], {"PRO_CAR": ALREADY_HELD}) is None     # features change: live
+    assert table.row("F" * 32) is None and table.row("F" * 40) is None
+    assert engine.stage_one(ids[0], 5).model_version == engine.stage_one_scorer.model_version
+
+    s1 = engine.stage_one_scorer
+    source = Path(table.meta["feature_source"]["path"])
+    assert table.problems(s1.model_version, s1.products, s1.values, source) == []
+    assert table.problems("another-model", s1.products, s1.values, source)
+    assert table.problems(s1.model_version, s1.products, s1.values * 2, source)
+    assert table.problems(s1.model_version, s1.products, s1.values, tmp_path / "rebuilt.parquet")
+    reloaded = StageOneTable.load(bank_dir / "scores")
+    assert reloaded is not None and reloaded.meta == table.meta

@@ -65,6 +65,7 @@ def app_config(data_dir: Path, tokens: dict[str, str], engine: FakeEngine, clock
         "LINGXI_SNAPSHOT_CHECK_SECONDS": 0,
         "LINGXI_CLOCK": clock,
         "LINGXI_LOG_LEVEL": "WARNING",
+        "LINGXI_PUSH_INTERVAL_SECONDS": 0,  # push inside the request: tests see it at once
     }
 
 

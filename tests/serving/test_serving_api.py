@@ -411,6 +411,30 @@ def test_push_failure_does_not_fail_a_committed_write(app_config, auth, customer
     assert len(app.extensions["lingxi"].store.feedback_for(rec["recommendation_id"])) == 1
 
 
+def test_feedback_is_pushed_off_the_request_path_and_before_stage_two(app_config, auth, customer_ids, data_dir):
+    engine = FakeEngine(data_dir)
+    app = create_app({**app_config, "LINGXI_ENGINE": engine, "LINGXI_PUSH_INTERVAL_SECONDS": 3600})
+    client, manager = app.test_client(), auth("manager")
+    pusher = app.extensions["lingxi"].pusher
+    cid, rec = customer_with_products(client, auth, customer_ids)
+    shown = [p["product_id"] for p in rec["products"]]
+    first = [{"product_id": shown[0], "response": "not_interested"}]
+    assert feedback(client, manager, rec["recommendation_id"], first, "push-async-1").status_code == 201
+    assert engine.pushed == []                             # committed, answered, pushed later
+    assert pusher.flush()
+    assert [(r["product_id"], r["response"]) for r in engine.pushed] == [(shown[0], "not_interested")]
+    engine.pushed.clear()
+    second = [{"product_id": shown[1], "response": "interested"}]
+    assert feedback(client, manager, rec["recommendation_id"], second, "push-async-2").status_code == 201
+    assert client.post(f"{V1}/recommendations/{rec['recommendation_id']}/stage-two", json={},
+                       headers=manager).status_code == 201
+    # stage two pushed the customer first, with all of its answers (absolute counts)
+    assert {(r["product_id"], r["response"]) for r in engine.pushed} == {(shown[0], "not_interested"),
+                                                                         (shown[1], "interested")}
+    assert {r["customer_id"] for r in engine.pushed} == {cid}
+    assert pusher.flush() and len(engine.pushed) == 2      # nothing left pending
+
+
 @pytest.mark.parametrize("query, status", [
     ("from=2025-13-01", 400), ("from=2025-02-30", 400), ("from=2025-01-01&to=2024-01-01", 422),
     ("to=tomorrow", 400), ("from=1999-12-31", 400), ("to=3000-01-01", 400), ("from=20250101", 400),

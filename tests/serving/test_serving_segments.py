@@ -244,10 +244,3 @@ def test_background_reload(tmp_path: Path):
     while manager.current().rows != 35 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert manager.current().rows == 35
-
-
-def test_bench_function_runs_small(tmp_path: Path):
-    from serving.bench import bench_segments
-
-    result = bench_segments(n_customers=5_000, n_queries=20, work_dir=tmp_path)
-    assert result["customers"] == 5_000 and result["p95_ms"] >= 0 and result["queries"] == 20
