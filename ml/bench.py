@@ -101,11 +101,11 @@ def bench_online_reads(paths: Paths, n: int = 2000, seed: int = 0) -> dict:
     return {"reads": n, "p50_ms": round(p50, 3), "p95_ms": round(p95, 3), "p99_ms": round(p99, 3)}
 
 
-def bench_serving(paths: Paths, workers: int = 2) -> dict:
+def bench_serving(paths: Paths, workers: int = 2, threads: int = 2) -> dict:
     """The serving load test over ``paths.data`` (which it never writes): see ``serving.loadtest``."""
     from serving.loadtest import run_benchmark
 
-    return run_benchmark(paths.data, workers=workers)
+    return run_benchmark(paths.data, workers=workers, threads=threads)
 
 
 def _read_bench(reports: Path) -> dict:
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--only", nargs="*", choices=[*PIPELINE, "online", "serving"])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for the serving load test")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn (gthread) worker")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     customers = customers_for_scale(args.scale)
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if not only or "online" in only:
         write_bench(paths.reports, {"feature_store_online_read": bench_online_reads(paths), **meta})
     if not only or "serving" in only:
-        write_bench(paths.reports, {**meta, **bench_serving(paths, args.workers)})  # n_customers: the snapshot served
+        write_bench(paths.reports, {**meta, **bench_serving(paths, args.workers, args.threads)})  # n_customers: the snapshot served
     print((paths.reports / "bench.json").read_text())
     return 0
 
