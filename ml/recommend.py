@@ -16,6 +16,12 @@ Stage one, for a customer at the current snapshot:
    a 0..100 match score (:class:`ml.match_score.MatchReference`), reasons (``ml.explain``) and
    the product's tags; with ``explain_exclusions`` every excluded product and its reason codes.
 
+Serving answers stage one from the nightly batch when it can: ``batch`` also publishes
+``scores/stage_one_table/`` (``ml.stage_one_table``: each customer's features, probabilities and
+ranking keys), and a request then only masks the suppressed products, ranks and explains — the
+same numbers, so the same list as steps 1-4 live. Live scoring over Feast remains for a stale or
+missing table, customers outside it, and reported holdings (step 2 changes the features).
+
 Stage two re-ranks the cross-sell products *not yet shown* with the answers on the shown ones
 ("already owns" answers become holding corrections first). By default it ranks by the learned
 re-ranker's P(interested | answers) — the two-step accuracy the bank measures — and reports that
@@ -409,7 +415,8 @@ def stage_two_batch(stage_one: StageOne, reranker, x: np.ndarray, shown: np.ndar
 # The engine (serving/engine.py's RecommendationEngine)
 # ------------------------------------------------------------------------------------------------
 class Engine:
-    """Per-request stage one / stage two / cold start over Feast online features."""
+    """Per-request stage one / stage two / cold start over Feast online features (stage one from the
+    nightly table when ``load_engine`` found a current one)."""
 
     def __init__(self, paths: Paths, model: PropensityModel, online, config: RecommendConfig | None = None,
                  reranker=None, reference: MatchReference | None = None,

@@ -6,6 +6,7 @@ and compares correctly as text."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -75,12 +76,25 @@ class SqliteStore(SqlStore):
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout_ms / 1000,
                                check_same_thread=True)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = self._enable_wal(conn)
         if mode.lower() != "wal":
             raise RuntimeError(f"SQLite refused WAL mode ({mode}) for {self.path}")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> str:
+        """Switch to WAL, retrying: two processes switching a new database at once can deadlock on
+        the lock upgrade, and SQLite then fails one at once instead of calling the busy handler
+        (gunicorn workers starting together on a fresh data dir)."""
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _conn(self) -> sqlite3.Connection:
         conn = super()._conn()

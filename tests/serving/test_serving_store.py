@@ -202,6 +202,36 @@ def test_sqlite_pragmas(tmp_path: Path):
     store.close()
 
 
+def _open_at(url: str, start: float, results) -> None:
+    import time
+
+    while time.time() < start:
+        pass
+    try:
+        open_store(url).close()
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        results.put(repr(exc))
+
+
+def test_sqlite_new_database_opened_by_processes_at_once(tmp_path: Path):
+    """gunicorn workers start together on a fresh data dir: both switch the new file to WAL and
+    create the schema; SQLite may fail one of them at once on the lock upgrade, so it is retried."""
+    import multiprocessing
+    import time
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    for i in range(25):
+        url, start = f"sqlite:///{tmp_path / f'race{i}.db'}", time.time() + 0.05
+        workers = [context.Process(target=_open_at, args=(url, start, results)) for _ in range(3)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(30)
+        assert [results.get(timeout=5) for _ in workers] == ["ok"] * 3
+
+
 def test_sqlite_flush_levels(tmp_path: Path):
     """The log commits relaxed (NORMAL); feedback always commits at FULL, whatever ran before."""
     store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
