@@ -54,7 +54,7 @@ from ml.catalogue import Catalogue, Product, load_catalogue
 from ml.config import CUTOFFS, HOLDOUT_CUTOFF, LABEL_WINDOW_MONTHS, Paths
 from ml.feature_layout import POSITION
 from ml.pair_features import PRODUCT_ATTRIBUTES, CATEGORY_CODES, product_table
-from serving.engine import ColdStartResult, Conflict, Forecast, Reason, Target
+from serving.engine import ColdStartResult, ColdStartWarning, Conflict, Forecast, Reason, Target
 
 SUBSTITUTE_SIMILARITY = 0.7      # same category and at least this similar: a substitute
 HIGH_RISK_SIMILARITY = 0.8       # a substitute this similar: high cannibalisation risk
@@ -524,19 +524,19 @@ class ColdStartAnalyser:
 
     def analyse(self, definition: Mapping[str, Any], n: int = 20, assumptions: Mapping[str, Any] | None = None
                 ) -> ColdStartResult:
-        """The serving view (``serving.engine.ColdStartResult``); risk tags go into the reasons."""
+        """The serving view (``serving.engine.ColdStartResult``): conflicts with their risk tag, warnings."""
         rep = self.report(definition, n, assumptions)
-        conflicts_ = tuple(Conflict(c["product_id"], c["relation"], float(c["strength"]),
-                                    f"[{c['risk']}] {c['reason']}") for c in rep["conflicts"])
+        conflicts_ = tuple(Conflict(c["product_id"], c["relation"], float(c["strength"]), c["reason"], c["risk"])
+                           for c in rep["conflicts"])
+        warnings_ = tuple(ColdStartWarning(w["code"], w["severity"], w["message"]) for w in rep["warnings"])
         targets = tuple(Target(t["customer_id"], t["match_score"],
                                tuple(Reason(r["code"], r["text"]) for r in t["reasons"])) for t in rep["targets"])
         fc = rep["forecast"]
-        lines = assumption_lines(fc["assumptions"]) + tuple(
-            f"warning [{w['severity']}] {w['code']}: {w['message']}" for w in rep["warnings"]) + (
+        lines = assumption_lines(fc["assumptions"]) + (
             f"revenue range: CNY {fc['revenue_low_cny']:,.0f} - {fc['revenue_high_cny']:,.0f}",)
         forecast_ = Forecast(fc["horizon_months"], fc["expected_adopters"], fc["adopters_low"], fc["adopters_high"],
                              fc["expected_revenue_cny"], tuple(fc["similar_products"]), lines)
-        return ColdStartResult(conflicts_, targets, forecast_, self.model_version)
+        return ColdStartResult(conflicts_, targets, forecast_, self.model_version, warnings_)
 
 
 # ------------------------------------------------------------------------------------------------
