@@ -100,7 +100,8 @@ def by_products_left(values: dict[str, np.ndarray], n_left: np.ndarray, k: int, 
         if mask.sum() > 1:
             sub = {name: v[mask] for name, v in values.items()}
             ci = bootstrap({s: sub[s] for s in ("one_step", "learned", "expected_one_step", "expected_ceiling")},
-                           {"uplift": ("learned", "one_step"), "ceiling_uplift": ("expected_ceiling", "expected_one_step")},
+                           {"uplift": ("learned", "one_step"),
+                            "ceiling_uplift": ("expected_ceiling", "expected_one_step")},
                            n_boot, seed)
             den, exp_den = sub["one_step"].mean(), sub["expected_one_step"].mean()
             row.update({
@@ -214,8 +215,8 @@ def replay(paths: Paths, eval_dir: Path, k: int = 5, sessions: int | None = None
               "expected_ceiling": ceiling}
     ratios = {f"{s}_uplift": (s, "one_step") for s in names[1:]}
     ratios.update({f"expected_{s}_uplift": (f"expected_{s}", "expected_one_step") for s in names[1:]})
-    ratios.update({"learned_vs_rule": ("learned", "rule"), "expected_ceiling_uplift": ("expected_ceiling",
-                                                                                       "expected_one_step")})
+    ratios.update({"learned_vs_rule": ("learned", "rule"), "answers_uplift": ("learned", "prior_only"),
+                   "expected_ceiling_uplift": ("expected_ceiling", "expected_one_step")})
     ci = bootstrap(values, ratios, n_boot, seed)
     choice = n_left > k
     sub_ci = bootstrap({s: values[s][choice] for s in ("one_step", "learned", "expected_one_step",
@@ -245,7 +246,7 @@ def replay(paths: Paths, eval_dir: Path, k: int = 5, sessions: int | None = None
             "prior_only_hit_rate": mean(hits["prior_only"]), "prior_only_hit_rate_ci95": ci["prior_only"],
             "prior_only_uplift": ratio(hits["prior_only"], hits["one_step"]),
             "prior_only_uplift_ci95": ci["prior_only_uplift"],
-            "answers_uplift": ratio(hits["learned"], hits["prior_only"]),
+            "answers_uplift": ratio(hits["learned"], hits["prior_only"]), "answers_uplift_ci95": ci["answers_uplift"],
         },
         "value_objective": {
             "note": "the same strategies ranking by probability x lift x value, like stage one",
@@ -314,8 +315,8 @@ def write_report(paths: Paths, result: dict) -> Path:
         f"{r['rule_uplift']} ({r['rule_uplift_ci95']}); learned / rule {r['learned_vs_rule']} "
         f"({r['learned_vs_rule_ci95']}); target 1.5: {'met' if r['meets_target'] else 'NOT met'}.",
         f"Of the learned uplift, ranking by interest instead of probability x value gives {d['prior_only_uplift']} "
-        f"and the answers x{d['answers_uplift']}. With the value objective: learned {v['learned_uplift']}, "
-        f"rule {v['rule_uplift']}.",
+        f"and the answers x{d['answers_uplift']} ({d['answers_uplift_ci95']}). With the value objective: "
+        f"learned {v['learned_uplift']}, rule {v['rule_uplift']}.",
         f"On expected hits: {e['uplift']} ({e['uplift_ci95']}); the oracle ceiling is {e['ceiling_uplift']} "
         f"({e['ceiling_uplift_ci95']}): no re-ranking of the remaining products can do better than that.", "",
         f"Sessions with a real choice (more than K products left): {c['n_sessions']:,}; uplift {c['uplift']} "
@@ -336,7 +337,8 @@ def write_report(paths: Paths, result: dict) -> Path:
               f"re-ranker trained on `{r['reranker_interest_model']}` answers).", ""]
     for k, o in r.get("other_k", {}).items():
         lines += [f"K = {k}: {o['n_sessions']:,} sessions; one step {o['one_step_hit_rate']}, "
-                  f"rule {o['rule_hit_rate']}, learned {o['learned_hit_rate']}; uplift {o['uplift']} ({o['uplift_ci95']}), rule "
+                  f"rule {o['rule_hit_rate']}, learned {o['learned_hit_rate']}; uplift {o['uplift']} "
+                  f"({o['uplift_ci95']}), rule "
                   f"{o['rule_uplift']}; oracle ceiling {o['ceiling_uplift']} ({o['ceiling_uplift_ci95']}).", ""]
     for m, o in r.get("other_interest_models", {}).items():
         lines += [f"Interest model `{m}` (re-ranker trained on its own simulated sessions), K = {o['k']}: "
@@ -360,6 +362,7 @@ def summary(result: dict) -> dict:
     return {**{key: result[key] for key in keys},
             "prior_only_uplift": result["decomposition"]["prior_only_uplift"],
             "answers_uplift": result["decomposition"]["answers_uplift"],
+            "answers_uplift_ci95": result["decomposition"]["answers_uplift_ci95"],
             "expected_uplift": result["expected"]["uplift"],
             "ceiling_uplift": result["expected"]["ceiling_uplift"],
             "ceiling_uplift_ci95": result["expected"]["ceiling_uplift_ci95"],
