@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse features train score evaluate pipeline eval-bank replay cold-start serve demo test bench clean
+.PHONY: help install data warehouse relations features train score evaluate pipeline eval-bank replay cold-start serve demo test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ warehouse: $(INSTALLED)  ## dbt build: staging, intermediate, marts, tests; mart
 	$(PY) -m serving.export
 	$(VENV)/bin/dbt build
 
+relations: $(INSTALLED)  ## product relations (substitute / complement) from current holdings: marts/product_relations.parquet
+	$(PY) -m ml.relations --holdings $(LINGXI_DATA_DIR)/marts/holdings_current.parquet --time-col held_since \
+		--out $(LINGXI_DATA_DIR)/marts/product_relations.parquet
+
 features: $(INSTALLED)  ## feast apply + materialise the online store
 	$(PY) -m ml.features
 
@@ -54,7 +58,7 @@ score: $(INSTALLED)  ## nightly scoring: stage one for every customer, match-sco
 evaluate: $(INSTALLED)  ## evaluate on the held-out cut-off; writes reports/
 	$(PY) -m ml.evaluate
 
-pipeline: data warehouse features train score evaluate  ## the nightly job, in order
+pipeline: data warehouse relations features train score evaluate  ## the nightly job, in order
 
 EVAL_DIR := $(LINGXI_DATA_DIR)/eval_seed_$(EVAL_SEED)
 
@@ -64,10 +68,19 @@ eval-bank: $(INSTALLED)  ## a bank from an unseen seed (EVAL_SEED) at the same s
 	LINGXI_DATA_DIR=$(EVAL_DIR) $(VENV)/bin/dbt build --quiet --target-path $(EVAL_DIR)/dbt_target --log-path $(EVAL_DIR)/dbt_logs
 	LINGXI_DATA_DIR=$(EVAL_DIR) $(PY) -m ml.features
 
+# At full scale the re-ranker learns from the sessions of a sample of development customers and
+# the replay runs on a fixed random sample of held-out sessions (both seeded); elsewhere, everyone.
+LOG_CUSTOMERS   ?= $(if $(filter full,$(SCALE)),100000,)
+REPLAY_SESSIONS ?= $(if $(filter full,$(SCALE)),100000,)
+INTEREST_MODELS := category additive
+
 replay: eval-bank  ## two-stage replay on the unseen seed (writes two_stage into reports/metrics.json)
-	$(PY) -m ml.rerank simulate-logs
-	$(PY) -m ml.rerank train
-	$(PY) -m ml.replay --eval-data-dir $(EVAL_DIR)
+	for model in $(INTEREST_MODELS); do \
+		$(PY) -m ml.rerank simulate-logs --interest-model $$model $(if $(LOG_CUSTOMERS),--limit $(LOG_CUSTOMERS)) && \
+		$(PY) -m ml.rerank train --interest-model $$model || exit 1; \
+	done
+	$(PY) -m ml.replay --eval-data-dir $(EVAL_DIR) --also-k 3 --also-interest-model $(wordlist 2,9,$(INTEREST_MODELS)) \
+		$(if $(REPLAY_SESSIONS),--sessions $(REPLAY_SESSIONS))
 
 cold-start: eval-bank  ## hold a product out of training, rank its real adopters (writes cold_start)
 	$(PY) -m ml.cold_start evaluate --product PRO_CAR --eval-data-dir $(EVAL_DIR)

@@ -54,7 +54,7 @@ from ml.catalogue import Catalogue, Product, load_catalogue
 from ml.config import CUTOFFS, HOLDOUT_CUTOFF, LABEL_WINDOW_MONTHS, Paths
 from ml.feature_layout import POSITION
 from ml.pair_features import PRODUCT_ATTRIBUTES, CATEGORY_CODES, product_table
-from serving.engine import ColdStartResult, Conflict, Forecast, Reason, Target
+from serving.engine import ColdStartResult, ColdStartWarning, Conflict, Forecast, Reason, Target
 
 SUBSTITUTE_SIMILARITY = 0.7      # same category and at least this similar: a substitute
 HIGH_RISK_SIMILARITY = 0.8       # a substitute this similar: high cannibalisation risk
@@ -524,19 +524,19 @@ class ColdStartAnalyser:
 
     def analyse(self, definition: Mapping[str, Any], n: int = 20, assumptions: Mapping[str, Any] | None = None
                 ) -> ColdStartResult:
-        """The serving view (``serving.engine.ColdStartResult``); risk tags go into the reasons."""
+        """The serving view (``serving.engine.ColdStartResult``): conflicts with their risk tag, warnings."""
         rep = self.report(definition, n, assumptions)
-        conflicts_ = tuple(Conflict(c["product_id"], c["relation"], float(c["strength"]),
-                                    f"[{c['risk']}] {c['reason']}") for c in rep["conflicts"])
+        conflicts_ = tuple(Conflict(c["product_id"], c["relation"], float(c["strength"]), c["reason"], c["risk"])
+                           for c in rep["conflicts"])
+        warnings_ = tuple(ColdStartWarning(w["code"], w["severity"], w["message"]) for w in rep["warnings"])
         targets = tuple(Target(t["customer_id"], t["match_score"],
                                tuple(Reason(r["code"], r["text"]) for r in t["reasons"])) for t in rep["targets"])
         fc = rep["forecast"]
-        lines = assumption_lines(fc["assumptions"]) + tuple(
-            f"warning [{w['severity']}] {w['code']}: {w['message']}" for w in rep["warnings"]) + (
+        lines = assumption_lines(fc["assumptions"]) + (
             f"revenue range: CNY {fc['revenue_low_cny']:,.0f} - {fc['revenue_high_cny']:,.0f}",)
         forecast_ = Forecast(fc["horizon_months"], fc["expected_adopters"], fc["adopters_low"], fc["adopters_high"],
                              fc["expected_revenue_cny"], tuple(fc["similar_products"]), lines)
-        return ColdStartResult(conflicts_, targets, forecast_, self.model_version)
+        return ColdStartResult(conflicts_, targets, forecast_, self.model_version, warnings_)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -598,11 +598,10 @@ def evaluate(paths: Paths, product_id: str, n: int = 200, eval_paths: Paths | No
     """
     from sklearn.metrics import roc_auc_score
 
-    from ml.dataset import fetch_features, load_labels
-    from ml.feature_layout import STAGE_ONE_FEATURES
+    from ml.dataset import load_labels
     from ml.match_score import rule_scores
     from ml.pair_features import pair_matrix
-    from ml.recommend import feature_store, load_model
+    from ml.recommend import load_model, snapshot_features
 
     started = time.perf_counter()
     cat = load_catalogue()
@@ -612,10 +611,14 @@ def evaluate(paths: Paths, product_id: str, n: int = 200, eval_paths: Paths | No
     labels = load_labels(target_paths, [HOLDOUT_CUTOFF])
     column = f"label_{product_id.lower()}"
     labels = labels[labels[column].notna()]              # non-holders at the cut-off
-    features = fetch_features(feature_store(target_paths), labels[["customer_id", "snapshot_ts"]])
-    merged = labels[["customer_id", column]].merge(features, on="customer_id")
-    x = merged[list(STAGE_ONE_FEATURES)].to_numpy(np.float32)
-    ids = merged.customer_id.to_numpy()
+    # the cut-off's snapshot rows of the Feast source are the point-in-time features at the cut-off:
+    # read column-wise instead of a historical join over a million entity rows
+    snap_ids, snap_x = snapshot_features(target_paths, pd.Timestamp(HOLDOUT_CUTOFF))
+    rows_of = pd.Index(snap_ids).get_indexer(labels.customer_id)
+    labels = labels[rows_of >= 0]
+    x = snap_x[rows_of[rows_of >= 0]]
+    ids = labels.customer_id.to_numpy()
+    merged = labels[["customer_id", column]].reset_index(drop=True)
     # the product defined by its attributes only, under a name the model has never seen
     definition = {"product_id": "NEW_" + product_id, "name": f"new {held_out.name_en}",
                   "category": held_out.category, "risk_level": held_out.risk_label,
@@ -742,8 +745,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="held-out product(s); the first is the headline, all are pooled")
     ev.add_argument("--n", type=int, default=200)
     ev.add_argument("--eval-data-dir", type=Path, default=None,
-                    help="also rank the adopters of another bank (default: only the development bank's "
-                         "held-out cut-off)")
+                    help="rank the adopters of another bank (an unseen generator seed) as the headline, the "
+                         "development bank's held-out cut-off pooled in (default: only the development bank)")
     ev.add_argument("--seed", type=int, default=7)
     ev.add_argument("--max-rows", type=int, default=400_000)
     ev.add_argument("--no-write", action="store_true")
@@ -755,8 +758,8 @@ def main(argv: list[str] | None = None) -> int:
         result = ColdStartAnalyser.from_paths(paths).report(definition, args.n, assumptions, args.scorer)
     else:
         banks: list[Paths | None] = [None]
-        if args.eval_data_dir:
-            banks.append(Paths(data=args.eval_data_dir.resolve(), reports=paths.reports))
+        if args.eval_data_dir:  # the unseen bank is the headline; the development bank's cut-off is pooled in
+            banks.insert(0, Paths(data=args.eval_data_dir.resolve(), reports=paths.reports))
         result = evaluate_many(paths, args.product, args.n, banks, args.seed, args.max_rows)
         if not args.no_write:
             write_metrics(paths, {"cold_start": result})

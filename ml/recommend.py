@@ -71,6 +71,7 @@ FEEDBACK_COLUMNS = tuple(f"fb_{r}_{c}" for r in RESPONSES for c in FEEDBACK_CATE
 # relative margin so rounding can only exclude a borderline customer, never admit one.
 ASSET_MARGIN = 2e-5
 BATCH_CHUNK = 20_000
+STAGE_TWO_CHUNK = 100_000  # customers per stage-two block in batch mode (about 0.5 GB of re-ranker features)
 TIE_EPS = 1e-9
 REFERENCE_FILE = "match_reference.json"
 
@@ -381,6 +382,16 @@ def stage_two_batch(stage_one: StageOne, reranker, x: np.ndarray, shown: np.ndar
     """
     from ml.rerank import ALREADY_OWNS, Sessions
 
+    if len(x) > STAGE_TWO_CHUNK:  # the re-ranker's (n, P, features) array: bounded memory for the nightly batch
+        parts = []
+        for start in range(0, len(x), STAGE_TWO_CHUNK):
+            cut = slice(start, start + STAGE_TWO_CHUNK)
+            pick = lambda a: None if a is None else a[cut]  # noqa: E731
+            parts.append(stage_two_batch(stage_one, reranker, x[cut], shown[cut], answers[cut], k, pick(reported),
+                                         pick(blocked), pick(prior), pick(p_first), pick(raw_first), objective))
+        return BatchLists(*(np.concatenate([getattr(b, f) for b in parts]) for f in ("top", "probabilities",
+                                                                                     "allowed", "x", "raw")),
+                          kind=parts[0].kind)
     x_first = apply_reported_holdings(x, reported, stage_one.catalogue)
     if p_first is None:
         p_first, raw_first = stage_one.predict(x_first)

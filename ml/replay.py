@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 
 from ml.config import HOLDOUT_CUTOFF, Paths
-from ml.feature_layout import STAGE_ONE_FEATURES
 
 
 
@@ -48,17 +47,27 @@ def _generator_seed(data_dir: Path):
     return json.loads(manifest.read_text()).get("seed") if manifest.exists() else None
 
 
-def eval_features(eval_paths: Paths, customer_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Point-in-time ``stage_one_v1`` features at the held-out cut-off from the evaluation bank's store."""
-    from ml.dataset import fetch_features
-    from ml.recommend import feature_store
+_SNAPSHOTS: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # one read per process for K / model variants
 
-    snapshot = pd.Timestamp(HOLDOUT_CUTOFF)
-    features = fetch_features(feature_store(eval_paths),
-                              pd.DataFrame({"customer_id": customer_ids, "snapshot_ts": snapshot}))
-    features = features.drop_duplicates("customer_id").set_index("customer_id").reindex(customer_ids)
-    ok = features["age"].notna().to_numpy()
-    return customer_ids[ok], features.loc[ok, list(STAGE_ONE_FEATURES)].to_numpy(np.float32)
+
+def eval_features(eval_paths: Paths, customer_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``stage_one_v1`` features at the held-out cut-off from the evaluation bank's feature store.
+
+    Read column-wise from the snapshot rows of the Feast view's batch source (as the nightly batch
+    does): for an entity timestamp equal to a snapshot, exactly the point-in-time join's rows (tested
+    against ``get_historical_features``), without a join over a million entity rows. Customers with
+    no snapshot row are dropped; the order of ``customer_ids`` is kept.
+    """
+    from ml.recommend import snapshot_features
+
+    key = str(eval_paths.data)
+    if key not in _SNAPSHOTS:
+        _SNAPSHOTS.clear()
+        _SNAPSHOTS[key] = snapshot_features(eval_paths, pd.Timestamp(HOLDOUT_CUTOFF))
+    ids, x = _SNAPSHOTS[key]
+    rows = pd.Index(ids).get_indexer(customer_ids)
+    ok = rows >= 0
+    return np.asarray(customer_ids)[ok], x[rows[ok]]
 
 
 def bootstrap(values: dict[str, np.ndarray], ratios: dict[str, tuple[str, str]], n_boot: int, seed: int) -> dict:
@@ -79,13 +88,45 @@ def bootstrap(values: dict[str, np.ndarray], ratios: dict[str, tuple[str, str]],
     return out
 
 
+def by_products_left(values: dict[str, np.ndarray], n_left: np.ndarray, k: int, n_boot: int, seed: int) -> list[dict]:
+    """The replay split by how many suitable products are left for the second list: with K or fewer
+    every strategy shows the same products; the more are left, the more a re-ranker can choose."""
+    buckets = [(f"1-{k}", n_left <= k), (f"{k + 1}-{2 * k - 1}", (n_left > k) & (n_left < 2 * k)),
+               (f">={2 * k}", n_left >= 2 * k)]
+    total = values["one_step"].sum()
+    out = []
+    for label, mask in buckets:
+        row = {"products_left": label, "n_sessions": int(mask.sum())}
+        if mask.sum() > 1:
+            sub = {name: v[mask] for name, v in values.items()}
+            ci = bootstrap({s: sub[s] for s in ("one_step", "learned", "expected_one_step", "expected_ceiling")},
+                           {"uplift": ("learned", "one_step"),
+                            "ceiling_uplift": ("expected_ceiling", "expected_one_step")},
+                           n_boot, seed)
+            den, exp_den = sub["one_step"].mean(), sub["expected_one_step"].mean()
+            row.update({
+                "share_of_one_step_hits": round(float(sub["one_step"].sum() / max(total, 1e-12)), 4),
+                "mean_products_left": round(float(n_left[mask].mean()), 2),
+                "one_step_hit_rate": round(float(den), 5), "rule_hit_rate": round(float(sub["rule"].mean()), 5),
+                "learned_hit_rate": round(float(sub["learned"].mean()), 5),
+                "uplift": round(float(sub["learned"].mean() / den), 4) if den > 0 else None,
+                "uplift_ci95": ci["uplift"],
+                "ceiling_uplift": round(float(sub["expected_ceiling"].mean() / exp_den), 4) if exp_den > 0 else None,
+                "ceiling_uplift_ci95": ci["ceiling_uplift"]})
+        out.append(row)
+    return out
+
+
 def replay(paths: Paths, eval_dir: Path, k: int = 5, sessions: int | None = None, seed: int = 0,
-           n_boot: int = 2000, allow_same_seed: bool = False) -> dict:
-    from ml.datagen.feedback import FeedbackSimulator
-    from ml.recommend import RecommendConfig, StageOne, audit_lists, load_model, load_reranker, stage_two_batch
-    from ml.rerank import ANSWER_CODES, INTERESTED, CategoryRule, OneStep, PriorOnly
+           n_boot: int = 2000, allow_same_seed: bool = False, interest_model: str | None = None,
+           reranker: Path | None = None) -> dict:
+    from ml.datagen.feedback import DEFAULT_INTEREST_MODEL, FeedbackSimulator
+    from ml.recommend import RecommendConfig, StageOne, audit_lists, load_model, stage_two_batch
+    from ml.rerank import (ANSWER_CODES, INTERESTED, CategoryRule, LearnedReranker, OneStep, PriorOnly, log_dir,
+                           reranker_file, simulate_logs, train)
 
     started = time.perf_counter()
+    interest_model = interest_model or DEFAULT_INTEREST_MODEL
     eval_paths = Paths(data=Path(eval_dir).resolve(), reports=paths.reports)
     dev_seed, eval_seed = _generator_seed(paths.data), _generator_seed(eval_paths.data)
     if dev_seed is not None and dev_seed == eval_seed and not allow_same_seed:
@@ -93,21 +134,24 @@ def replay(paths: Paths, eval_dir: Path, k: int = 5, sessions: int | None = None
                          "generate another seed (or pass --allow-same-seed)")
     model, folder = load_model(paths)
     s1 = StageOne(model, RecommendConfig())
-    if not (folder / "reranker.json").exists():
-        from ml.rerank import LOG_SUBDIR, simulate_logs, train
-
-        log(f"no learned re-ranker for model {folder.name}: simulating logged sessions on the development "
+    reranker = reranker or reranker_file(folder, interest_model)
+    if not reranker.exists():
+        log(f"no learned re-ranker at {reranker}: simulating logged sessions on the development "
             "data and training one (python -m ml.rerank simulate-logs / train)")
-        if not (paths.data / LOG_SUBDIR / "feedback").exists():
-            simulate_logs(paths, [date(2025, 2, 1), date(2025, 3, 1)], k=k)
-        train(paths)
-    learned = load_reranker(folder, RecommendConfig(stage_two="learned"))
+        if not (log_dir(paths, interest_model) / "feedback").exists():
+            simulate_logs(paths, [date(2025, 2, 1), date(2025, 3, 1)], k=k, interest_model=interest_model)
+        train(paths, out=reranker, interest_model=interest_model)
+    learned = LearnedReranker.load(reranker)
+    trained_with = learned.metadata.get("interest_model") or "additive"
+    if trained_with != interest_model:
+        log(f"note: the re-ranker was trained on answers of the {trained_with!r} interest model, the replay "
+            f"simulates the {interest_model!r} model")
     # (name, strategy, objective): the headline three, a decomposition row, and the value objective
     specs = [("one_step", OneStep(), "value"), ("prior_only", PriorOnly(learned), "interest"),
              ("rule", CategoryRule(prior=learned), "interest"), ("learned", learned, "interest"),
              ("rule_value", CategoryRule(), "value"), ("learned_value", learned, "value")]
 
-    sim = FeedbackSimulator(eval_paths.oracle, HOLDOUT_CUTOFF, seed=seed)
+    sim = FeedbackSimulator(eval_paths.oracle, HOLDOUT_CUTOFF, seed=seed, interest_model=interest_model)
     everyone = np.array(sorted(sim.customers()))
     if sessions is not None and 3 * sessions < len(everyone):  # about half the customers have a session
         everyone = np.sort(np.random.default_rng(seed).choice(everyone, 3 * sessions, replace=False))
@@ -171,8 +215,8 @@ def replay(paths: Paths, eval_dir: Path, k: int = 5, sessions: int | None = None
               "expected_ceiling": ceiling}
     ratios = {f"{s}_uplift": (s, "one_step") for s in names[1:]}
     ratios.update({f"expected_{s}_uplift": (f"expected_{s}", "expected_one_step") for s in names[1:]})
-    ratios.update({"learned_vs_rule": ("learned", "rule"), "expected_ceiling_uplift": ("expected_ceiling",
-                                                                                       "expected_one_step")})
+    ratios.update({"learned_vs_rule": ("learned", "rule"), "answers_uplift": ("learned", "prior_only"),
+                   "expected_ceiling_uplift": ("expected_ceiling", "expected_one_step")})
     ci = bootstrap(values, ratios, n_boot, seed)
     choice = n_left > k
     sub_ci = bootstrap({s: values[s][choice] for s in ("one_step", "learned", "expected_one_step",
@@ -202,7 +246,7 @@ def replay(paths: Paths, eval_dir: Path, k: int = 5, sessions: int | None = None
             "prior_only_hit_rate": mean(hits["prior_only"]), "prior_only_hit_rate_ci95": ci["prior_only"],
             "prior_only_uplift": ratio(hits["prior_only"], hits["one_step"]),
             "prior_only_uplift_ci95": ci["prior_only_uplift"],
-            "answers_uplift": ratio(hits["learned"], hits["prior_only"]),
+            "answers_uplift": ratio(hits["learned"], hits["prior_only"]), "answers_uplift_ci95": ci["answers_uplift"],
         },
         "value_objective": {
             "note": "the same strategies ranking by probability x lift x value, like stage one",
@@ -234,13 +278,16 @@ def replay(paths: Paths, eval_dir: Path, k: int = 5, sessions: int | None = None
             "ceiling_uplift": ratio(ceiling[choice], expected["one_step"][choice]),
             "ceiling_uplift_ci95": sub_ci.get("ceiling_uplift"),
         },
+        "by_products_left": by_products_left(values, n_left, k, n_boot, seed),
         "suitability_violations": audit["violations"],
         "lists_audited": audit["lists_checked"],
         "evaluation_bank": {"data_dir": str(eval_paths.data), "generator_seed": eval_seed,
                             "cutoff": HOLDOUT_CUTOFF.isoformat(), "customers": int(len(sim.customers()))},
         "development_bank": {"generator_seed": dev_seed, "model_version": s1.model_version,
-                             "reranker": learned.version, "reranker_logs": learned.metadata.get("logs")},
+                             "reranker": learned.version, "reranker_logs": learned.metadata.get("logs"),
+                             "reranker_validation": learned.metadata.get("validation")},
         "rule": {"up": CategoryRule.up, "down": CategoryRule.down},
+        "interest_model": interest_model, "reranker_interest_model": trained_with,
         "seconds": round(time.perf_counter() - started, 1),
     }
     return result
@@ -268,25 +315,65 @@ def write_report(paths: Paths, result: dict) -> Path:
         f"{r['rule_uplift']} ({r['rule_uplift_ci95']}); learned / rule {r['learned_vs_rule']} "
         f"({r['learned_vs_rule_ci95']}); target 1.5: {'met' if r['meets_target'] else 'NOT met'}.",
         f"Of the learned uplift, ranking by interest instead of probability x value gives {d['prior_only_uplift']} "
-        f"and the answers x{d['answers_uplift']}. With the value objective: learned {v['learned_uplift']}, "
-        f"rule {v['rule_uplift']}.",
+        f"and the answers x{d['answers_uplift']} ({d['answers_uplift_ci95']}). With the value objective: "
+        f"learned {v['learned_uplift']}, rule {v['rule_uplift']}.",
         f"On expected hits: {e['uplift']} ({e['uplift_ci95']}); the oracle ceiling is {e['ceiling_uplift']} "
         f"({e['ceiling_uplift_ci95']}): no re-ranking of the remaining products can do better than that.", "",
         f"Sessions with a real choice (more than K products left): {c['n_sessions']:,}; uplift {c['uplift']} "
         f"({c['uplift_ci95']}), ceiling {c['ceiling_uplift']}.", "",
         f"First-list hit rate: {r['first_list_hit_rate']}. Suitability violations in all {r['lists_audited']:,} "
         f"lists audited: {r['suitability_violations']}.", ""]
+    lines += ["## Where the ceiling is: sessions by suitable products left for the second list", "",
+              "| products left | sessions | share of one-step hits | one step | learned | uplift (95% CI) "
+              "| oracle ceiling (95% CI) |", "|---|---|---|---|---|---|---|"]
+    for b in r["by_products_left"]:
+        if b["n_sessions"] > 1:
+            lines.append(f"| {b['products_left']} | {b['n_sessions']:,} | {b['share_of_one_step_hits']:.1%} "
+                         f"| {b['one_step_hit_rate']:.4f} | {b['learned_hit_rate']:.4f} | {b['uplift']} "
+                         f"{b['uplift_ci95']} | {b['ceiling_uplift']} {b['ceiling_uplift_ci95']} |")
+    lines += ["", "With K or fewer products left every strategy shows the same ones; a catalogue of 15 cross-sell "
+              "products leaves at most 10 after a first list of 5.", ""]
+    lines += [f"Interest model of the feedback simulator: `{r['interest_model']}` (ml/datagen/feedback.py; "
+              f"re-ranker trained on `{r['reranker_interest_model']}` answers).", ""]
     for k, o in r.get("other_k", {}).items():
         lines += [f"K = {k}: {o['n_sessions']:,} sessions; one step {o['one_step_hit_rate']}, "
-                  f"rule {o['rule_hit_rate']}, learned {o['learned_hit_rate']}; uplift {o['uplift']} ({o['uplift_ci95']}), rule "
-                  f"{o['rule_uplift']}; oracle ceiling {o['ceiling_uplift']}.", ""]
+                  f"rule {o['rule_hit_rate']}, learned {o['learned_hit_rate']}; uplift {o['uplift']} "
+                  f"({o['uplift_ci95']}), rule "
+                  f"{o['rule_uplift']}; oracle ceiling {o['ceiling_uplift']} ({o['ceiling_uplift_ci95']}).", ""]
+    for m, o in r.get("other_interest_models", {}).items():
+        lines += [f"Interest model `{m}` (re-ranker trained on its own simulated sessions), K = {o['k']}: "
+                  f"{o['n_sessions']:,} sessions; first list {o['first_list_hit_rate']}; one step "
+                  f"{o['one_step_hit_rate']}, rule {o['rule_hit_rate']}, learned {o['learned_hit_rate']}; uplift "
+                  f"{o['uplift']} ({o['uplift_ci95']}), answers alone x{o['answers_uplift']}; oracle ceiling "
+                  f"{o['ceiling_uplift']} ({o['ceiling_uplift_ci95']}).", ""]
     path = paths.reports / "two_stage.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
 
 
+def summary(result: dict) -> dict:
+    """The headline figures of a replay (for other list lengths and interest models)."""
+    keys = ("k", "n_sessions", "interest_model", "one_step_hit_rate", "rule_hit_rate", "learned_hit_rate",
+            "one_step_hit_rate_ci95", "rule_hit_rate_ci95", "learned_hit_rate_ci95", "uplift", "uplift_ci95",
+            "rule_uplift", "rule_uplift_ci95", "learned_vs_rule", "learned_vs_rule_ci95", "meets_target",
+            "first_list_hit_rate")
+    choice = result["sessions_with_choice"]
+    return {**{key: result[key] for key in keys},
+            "prior_only_uplift": result["decomposition"]["prior_only_uplift"],
+            "answers_uplift": result["decomposition"]["answers_uplift"],
+            "answers_uplift_ci95": result["decomposition"]["answers_uplift_ci95"],
+            "expected_uplift": result["expected"]["uplift"],
+            "ceiling_uplift": result["expected"]["ceiling_uplift"],
+            "ceiling_uplift_ci95": result["expected"]["ceiling_uplift_ci95"],
+            "sessions_with_choice": {key: choice[key] for key in ("n_sessions", "uplift", "uplift_ci95",
+                                                                   "ceiling_uplift", "ceiling_uplift_ci95")},
+            "by_products_left": result["by_products_left"],
+            "reranker_validation": result["development_bank"].get("reranker_validation")}
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ml.datagen.feedback import DEFAULT_INTEREST_MODEL, INTEREST_MODELS
     from ml.recommend import write_metrics
 
     parser = argparse.ArgumentParser(prog="python -m ml.replay", description=__doc__,
@@ -300,24 +387,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--also-k", type=int, nargs="*", default=[],
                         help="other list lengths to replay as well (summarised under other_k)")
     parser.add_argument("--allow-same-seed", action="store_true")
+    parser.add_argument("--also-interest-model", nargs="*", default=[], choices=INTEREST_MODELS,
+                        help="replay the simulator's other interest models too, each with the re-ranker trained on "
+                             "its own simulated sessions (summarised under other_interest_models)")
+    parser.add_argument("--interest-model", choices=INTEREST_MODELS, default=DEFAULT_INTEREST_MODEL,
+                        help="the feedback simulator's interest model (ml.datagen.feedback)")
+    parser.add_argument("--reranker", type=Path, default=None,
+                        help="learned re-ranker file (default: reranker[-MODEL].json next to the current model)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     if args.eval_data_dir is None:
         parser.error("--eval-data-dir (or LINGXI_EVAL_DATA_DIR) is required")
     paths = Paths.from_env()
     result = replay(paths, args.eval_data_dir, args.k, args.sessions, args.seed, args.bootstrap,
-                    args.allow_same_seed)
-    keys = ("n_sessions", "one_step_hit_rate", "rule_hit_rate", "learned_hit_rate", "uplift", "uplift_ci95",
-            "rule_uplift", "rule_uplift_ci95", "learned_vs_rule", "learned_vs_rule_ci95", "meets_target")
-    other = {}
-    for k in args.also_k:
-        extra = replay(paths, args.eval_data_dir, k, args.sessions, args.seed, args.bootstrap, args.allow_same_seed)
-        other[str(k)] = {**{key: extra[key] for key in keys},
-                         "prior_only_uplift": extra["decomposition"]["prior_only_uplift"],
-                         "expected_uplift": extra["expected"]["uplift"],
-                         "ceiling_uplift": extra["expected"]["ceiling_uplift"]}
+                    args.allow_same_seed, args.interest_model, args.reranker)
+    other = {str(k): summary(replay(paths, args.eval_data_dir, k, args.sessions, args.seed, args.bootstrap,
+                                    args.allow_same_seed, args.interest_model, args.reranker))
+             for k in args.also_k}
     if other:
         result["other_k"] = other
+    models = {m: summary(replay(paths, args.eval_data_dir, args.k, args.sessions, args.seed, args.bootstrap,
+                                args.allow_same_seed, m))
+              for m in args.also_interest_model if m != args.interest_model}
+    if models:
+        result["other_interest_models"] = models
     if not args.no_write:
         write_metrics(paths, {"two_stage": result})
         write_report(paths, result)  # after other_k, so the report lists them too

@@ -70,6 +70,24 @@ def log(message: str) -> None:
     print(f"[rerank] {message}", file=sys.stderr, flush=True)
 
 
+def _interest_model(name: str | None) -> str:
+    from ml.datagen.feedback import DEFAULT_INTEREST_MODEL
+
+    return name or DEFAULT_INTEREST_MODEL
+
+
+def log_dir(paths: Paths, interest_model: str | None = None) -> Path:
+    """Where ``simulate-logs`` writes the sessions of an interest model (the default's: data/simulated_feedback)."""
+    model = _interest_model(interest_model)
+    return paths.data / (LOG_SUBDIR if model == _interest_model(None) else f"{LOG_SUBDIR}-{model}")
+
+
+def reranker_file(model_dir: Path, interest_model: str | None = None) -> Path:
+    """The re-ranker trained on an interest model's sessions, next to the model (serving loads reranker.json)."""
+    model = _interest_model(interest_model)
+    return model_dir / ("reranker.json" if model == _interest_model(None) else f"reranker-{model}.json")
+
+
 @dataclass
 class Sessions:
     """A batch of stage-one sessions over the model's products (columns)."""
@@ -420,13 +438,15 @@ def training_set(paths: Paths, logs: Path, model, with_first: bool = False):
     return data
 
 
-def train(paths: Paths, logs: Path | None = None, c: float = 1.0, validate: float = 0.2, seed: int = 0) -> Path:
-    """Fit the learned re-ranker for the current model from logged sessions; saves reranker.json."""
+def train(paths: Paths, logs: Path | None = None, c: float = 1.0, validate: float = 0.2, seed: int = 0,
+          out: Path | None = None, interest_model: str | None = None) -> Path:
+    """Fit the learned re-ranker for the current model from logged sessions (default: the simulated
+    sessions of ``interest_model``); saves ``reranker_file`` next to the model unless ``out``."""
     from ml.recommend import load_model
 
     started = time.perf_counter()
     model, folder = load_model(paths)
-    logs = logs or paths.data / LOG_SUBDIR
+    logs = logs or log_dir(paths, interest_model)
     data, first_session = training_set(paths, logs, model, with_first=True)
     log(f"{len(data.customer_id):,} logged sessions from {logs} ({time.perf_counter() - started:.0f} s)")
     relations, graph_source = relation_graph(paths, first_session, model.relations)
@@ -435,11 +455,12 @@ def train(paths: Paths, logs: Path | None = None, c: float = 1.0, validate: floa
         report = _validate(data, relations, c, validate, seed)
         log(f"validation on {validate:.0%} of customers: {report}")
     manifest = logs / "_manifest.json"
-    meta = {"trained_on": (json.loads(manifest.read_text()).get("source", "logs") if manifest.exists()
-                           else "logs"), "logs": str(logs), "model_version": model.metadata.get("version"),
+    source = json.loads(manifest.read_text()) if manifest.exists() else {}
+    meta = {"trained_on": source.get("source", "logs"), "interest_model": source.get("interest_model"),
+            "logs": str(logs), "model_version": model.metadata.get("version"),
             "validation": report, "C": c, "relation_graph": graph_source}
     reranker = fit(data, relations, c, meta)
-    path = folder / "reranker.json"
+    path = out or reranker_file(folder, interest_model)
     reranker.save(path)
     log(f"saved {path} ({time.perf_counter() - started:.0f} s): {reranker.metadata['weights']}")
     return path
@@ -487,23 +508,24 @@ def _validate(data: TrainingSet, relations, c: float, share: float, seed: int) -
 # Simulated logs (development data only)
 # ------------------------------------------------------------------------------------------------
 def simulate_logs(paths: Paths, cutoffs: Sequence[date], k: int = 5, seed: int = 101,
-                  out: Path | None = None, limit: int | None = None) -> Path:
+                  out: Path | None = None, limit: int | None = None, interest_model: str | None = None) -> Path:
     """Write simulated sessions (stage one as served, simulated answers, exploration stage two)
     for the development bank's customers at ``cutoffs`` in the feedback-export format."""
     from ml.dataset import fetch_features
-    from ml.datagen.feedback import FeedbackSimulator
+    from ml.datagen.feedback import DEFAULT_INTEREST_MODEL, FeedbackSimulator
     from ml.feature_layout import STAGE_ONE_FEATURES
     from ml.recommend import StageOne, feature_store, load_model
 
+    interest_model = interest_model or DEFAULT_INTEREST_MODEL
     started = time.perf_counter()
     model, _ = load_model(paths)
     s1 = StageOne(model)
-    out = out or paths.data / LOG_SUBDIR
+    out = out or log_dir(paths, interest_model)
     store = feature_store(paths)
     rng = np.random.default_rng(seed)
     rec_rows, fb_rows = [], []
     for cutoff in cutoffs:
-        sim = FeedbackSimulator(paths.oracle, cutoff, seed=seed)
+        sim = FeedbackSimulator(paths.oracle, cutoff, seed=seed, interest_model=interest_model)
         ids = np.array(sorted(sim.customers()))
         if limit:
             ids = ids[:limit]
@@ -535,6 +557,7 @@ def simulate_logs(paths: Paths, cutoffs: Sequence[date], k: int = 5, seed: int =
         log(f"{cutoff}: {len(ids):,} customers simulated ({time.perf_counter() - started:.0f} s)")
     _write_export(out, rec_rows, fb_rows, {"source": f"simulated-seed{seed}-{'+'.join(str(c) for c in cutoffs)}",
                                            "generator_seed": _generator_seed(paths), "k": k,
+                                           "interest_model": interest_model,
                                            "stage_two_policy": "uniform over remaining suitable products"})
     return out
 
@@ -566,6 +589,8 @@ def _write_export(out: Path, rec_rows: list, fb_rows: list, manifest: dict) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ml.datagen.feedback import DEFAULT_INTEREST_MODEL, INTEREST_MODELS
+
     parser = argparse.ArgumentParser(prog="python -m ml.rerank", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -575,16 +600,22 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--seed", type=int, default=101)
     sim.add_argument("--limit", type=int, default=None, help="customers per cut-off (default: all)")
     sim.add_argument("--out", type=Path, default=None)
+    sim.add_argument("--interest-model", choices=INTEREST_MODELS, default=DEFAULT_INTEREST_MODEL,
+                     help="the feedback simulator's interest model (ml.datagen.feedback)")
     tr = sub.add_parser("train", help="fit the learned re-ranker for the current model")
-    tr.add_argument("--logs", type=Path, default=None, help=f"feedback export folder (default: data/{LOG_SUBDIR})")
+    tr.add_argument("--logs", type=Path, default=None,
+                    help=f"feedback export folder (default: the interest model's data/{LOG_SUBDIR}[-MODEL])")
+    tr.add_argument("--interest-model", choices=INTEREST_MODELS, default=DEFAULT_INTEREST_MODEL,
+                    help="whose simulated sessions to train on (names the output reranker[-MODEL].json)")
     tr.add_argument("--C", type=float, default=1.0)
+    tr.add_argument("--out", type=Path, default=None, help="where to save it (default: the model's reranker.json)")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     if args.command == "simulate-logs":
         print(simulate_logs(paths, [date.fromisoformat(c) for c in args.cutoffs], args.k, args.seed, args.out,
-                            args.limit))
+                            args.limit, args.interest_model))
     else:
-        print(train(paths, args.logs, args.C))
+        print(train(paths, args.logs, args.C, out=args.out, interest_model=args.interest_model))
     return 0
 
 

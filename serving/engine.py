@@ -71,12 +71,23 @@ class Ranking:
 
 @dataclass(frozen=True)
 class Conflict:
-    """An existing product that overlaps a new one."""
+    """An existing product that overlaps a new one. ``risk``: ``high`` / ``medium`` for a substitute or
+    an overlap (cannibalisation), ``low`` for a complement (a cross-sell opportunity, not a conflict)."""
 
     product_id: str
     relation: Literal["substitute", "complement", "overlap"]
     similarity: float  # 0..1
     reason: str
+    risk: Literal["high", "medium", "low"] = "medium"
+
+
+@dataclass(frozen=True)
+class ColdStartWarning:
+    """A risk-concentration or suitability warning about a new product (e.g. ``AGE_LIMIT_HIGH_RISK``)."""
+
+    code: str
+    severity: Literal["high", "medium"]
+    message: str
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,7 @@ class ColdStartResult:
     targets: tuple[Target, ...]
     forecast: Forecast
     model_version: str
+    warnings: tuple[ColdStartWarning, ...] = ()
 
 
 @runtime_checkable

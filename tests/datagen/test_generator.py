@@ -166,6 +166,49 @@ def test_feedback_simulator(raw_data_dir):
     assert sim.respond(owner, owned) == ["already_owns"] * len(owned)
 
 
+def test_category_interest_model(raw_data_dir):
+    """The default interest model: the re-drawn latents are the generator's, a closed category gets no
+    'interested' at all, and the mean interest is the additive model's (the calibration)."""
+    import numpy as np
+
+    from ml.datagen import world
+    from ml.datagen.feedback import LatentFactors, observable_logit
+
+    oracle = raw_data_dir / "oracle"
+    additive = FeedbackSimulator(oracle, seed=5, interest_model="additive")
+    sim = FeedbackSimulator(oracle, seed=5)
+    assert sim.interest_model == "category" and sim.customers() == additive.customers()
+    frame = pd.read_parquet(oracle / f"cutoff={HOLDOUT_CUTOFF.isoformat()}")
+    np.testing.assert_array_equal(np.nan_to_num(additive.interest, nan=-1),
+                                  np.nan_to_num(frame[[f"interest__{p}" for p in sim.products]].to_numpy(), nan=-1))
+    # right latents: observable + latent log-odds explain the true adoption probability; shuffled ones do not
+    latents = LatentFactors.redraw(oracle, np.asarray(sim.customers(), dtype=object))
+    observable, latent = observable_logit(additive.interest, latents, sim.products), latents.total(sim.products)
+    total = observable + latent
+    p_true = frame[[f"p_true__{p}" for p in sim.products]].to_numpy()
+    ok = (p_true > 0) & (p_true < 1)
+    logit = np.log(p_true[ok]) - np.log1p(-p_true[ok])
+    assert np.corrcoef(logit, total[ok])[0, 1] > 0.99
+    shuffled = observable + latent[np.random.default_rng(0).permutation(len(latent))]
+    assert np.corrcoef(logit, shuffled[ok])[0, 1] < 0.9
+    # a closed category: every product of it "not interested" (unless owned)
+    category = np.array([world.CATEGORIES.index(latents.catalogue.categories[latents.catalogue.ids.index(p)])
+                         for p in sim.products])
+    closed = ~sim.open[:, category]
+    assert closed.mean() > 0.3 and np.all(np.nan_to_num(sim.interest[closed]) == 0)
+    customers = sim.customers()[:400]
+    for row, cid in enumerate(customers):
+        for product, answer in zip(sim.products, sim.respond(cid, sim.products)):
+            if closed[row, sim.products.index(product)]:
+                assert answer in ("not_interested", "already_owns")
+    mean_category, mean_additive = np.nanmean(sim.interest), np.nanmean(additive.interest)
+    assert abs(mean_category / mean_additive - 1) < 0.1
+    again = FeedbackSimulator(oracle, seed=5)
+    assert again.respond(customers[0], sim.products) == sim.respond(customers[0], sim.products)
+    with pytest.raises(ValueError):
+        FeedbackSimulator(oracle, interest_model="telepathy")
+
+
 def test_cli_reuses_matching_output(raw_data_dir):
     out = subprocess.run([sys.executable, "-m", "ml.datagen", "--customers", "20000", "--seed", "42",
                           "--out", str(raw_data_dir / "raw"), "--oracle-out", str(raw_data_dir / "oracle"),

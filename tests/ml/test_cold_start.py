@@ -110,10 +110,19 @@ def test_forecast_is_a_range_with_explicit_assumptions(history):
         ForecastAssumptions.from_mapping({"conversion": 0.5})
 
 
-def test_engine_view_carries_risk_tags_and_assumptions(analyser):
+def test_engine_view_carries_risk_tags_warnings_and_assumptions(analyser):
     result = analyser.analyse(ESG, n=10, assumptions={"contact_rate": 0.1})
     assert isinstance(result, ColdStartResult) and len(result.targets) == 10
-    assert any(c.reason.startswith("[high]") for c in result.conflicts)
+    risk = {c.product_id: c.risk for c in result.conflicts}
+    assert risk["WLT_MIXED_FUND"] == "high" and set(risk.values()) <= {"high", "medium", "low"}
+    assert all(c.risk == "low" for c in result.conflicts if c.relation == "complement")
+    assert not any(c.reason.startswith("[") for c in result.conflicts)       # the tag is a field, not text
+    crowded = analyser.analyse({**ESG, "risk_level": "R2"}, n=1)
+    assert [w.code for w in crowded.warnings] == [w["code"] for w in warnings(to_product({**ESG, "risk_level": "R2"}),
+                                                                             analyser.x, None)][:len(crowded.warnings)]
+    assert "RISK_CONCENTRATION" in {w.code for w in crowded.warnings}
+    assert all(w.severity in ("high", "medium") and w.message for w in crowded.warnings)
+    assert not any(a.startswith("warning") for a in crowded.forecast.assumptions)
     assert result.forecast.assumptions and any("contact rate: 10%" in a for a in result.forecast.assumptions)
     assert result.forecast.adopters_low <= result.forecast.expected_adopters <= result.forecast.adopters_high
     assert all(t.reasons for t in result.targets)

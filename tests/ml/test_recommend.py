@@ -268,6 +268,18 @@ def test_suitability_holds_for_any_scores(model, seed, k, adversarial):
     second = stage_two_batch(s1, Wild(), x, shown, answers, k, p_first=lists.probabilities, raw_first=lists.raw)
     assert _audit(second.top, s1, x, owns) == 0
     assert not np.any(np.take_along_axis(shown, np.maximum(second.top, 0), axis=1) & (second.top >= 0))
+    if not adversarial:  # the nightly batch runs stage two in blocks of customers: same lists
+        import ml.recommend as rec
+
+        rule = CategoryRule()
+        whole = stage_two_batch(s1, rule, x, shown, answers, k, p_first=lists.probabilities, raw_first=lists.raw)
+        saved, rec.STAGE_TWO_CHUNK = rec.STAGE_TWO_CHUNK, 37
+        try:
+            blocks = stage_two_batch(s1, rule, x, shown, answers, k, p_first=lists.probabilities, raw_first=lists.raw)
+        finally:
+            rec.STAGE_TWO_CHUNK = saved
+        np.testing.assert_array_equal(whole.top, blocks.top)
+        np.testing.assert_array_equal(whole.allowed, blocks.allowed)
 
 
 @settings(max_examples=30, deadline=None)

@@ -11,7 +11,7 @@ import pytest
 
 from ml.catalogue import load_catalogue
 from ml.config import PROJECT_ROOT
-from ml.relations import RelationGraph, compute_relations, holdings_from_events, load_holdings
+from ml.relations import LABELS, RelationGraph, compute_relations, holdings_from_events, load_holdings, read_table
 
 CAT = load_catalogue()
 N_CUSTOMERS = 30_000
@@ -175,6 +175,22 @@ def test_cli_csv_to_parquet_and_parquet_to_csv(holdings, table, tmp_path):
     for kind in ("relation", "lift", "p_given", "coadopt_rate", "time_order"):
         np.testing.assert_allclose(from_csv.matrix(kind), from_parquet.matrix(kind), rtol=1e-12)
     assert (from_csv.pairs.relation.values == table.relation.values).all()
+
+
+def test_the_banks_relation_table_from_the_warehouse(warehouse_data_dir, tmp_path):
+    """`make relations`: the table over the test bank's current holdings (Parquet mart and a CSV copy).
+    At 20k customers few pairs have enough co-holders to stand out: nothing labelled is a fine result."""
+    mart = warehouse_data_dir / "marts" / "holdings_current.parquet"
+    done = run_cli("--holdings", str(mart), "--time-col", "held_since", "--out", str(tmp_path / "rel.parquet"))
+    assert done.returncode == 0, done.stderr
+    pd.read_parquet(mart, columns=["customer_id", "product_id", "held_since"]).to_csv(tmp_path / "h.csv", index=False)
+    done = run_cli("--holdings", str(tmp_path / "h.csv"), "--format", "csv", "--time-col", "held_since",
+                   "--out", str(tmp_path / "rel.csv"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    from_parquet, from_csv = read_table(tmp_path / "rel.parquet"), read_table(tmp_path / "rel.csv")
+    assert len(from_parquet) == len(CAT) * (len(CAT) - 1) // 2 == len(from_csv)
+    assert set(from_parquet.relation) <= set(LABELS) and (from_parquet.n_customers > 15_000).all()
+    assert (from_parquet.relation.values == from_csv.relation.values).all()
 
 
 def test_cli_reports_bad_input(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from ml.config import Paths
 from ml.recommend import write_metrics
 from ml.registry import Registry
-from ml.replay import bootstrap, replay
+from ml.replay import bootstrap, replay, summary
 from ml.rerank import TrainingSet, fit
 from test_recommend import bank_dir, tiny_relations  # noqa: F401  (bank_dir is a fixture)
 from test_rerank import simulate
@@ -52,8 +52,19 @@ def test_replay_is_deterministic_and_suitable(replay_bank, tmp_path):
         low, high = first[f"{name}_hit_rate_ci95"]
         assert low <= first[f"{name}_hit_rate"] <= high
     assert first["expected"]["ceiling"] >= max(first["expected"][s] for s in ("one_step", "rule", "learned")) - 1e-9
+    buckets = first["by_products_left"]
+    assert sum(b["n_sessions"] for b in buckets) == 150 and first["interest_model"] == "category"
+    assert buckets[0]["products_left"] == "1-5" and buckets[0]["uplift"] == 1.0 == buckets[0]["ceiling_uplift"]
     other = replay(paths, replay_bank, k=5, sessions=150, seed=4, n_boot=100, allow_same_seed=True)
     assert other["one_step_hit_rate"] != first["one_step_hit_rate"] or other["rule_hit_rate"] != first["rule_hit_rate"]
+
+
+def test_replay_of_the_additive_interest_model(replay_bank, tmp_path):
+    paths = Paths(data=replay_bank, reports=tmp_path)
+    result = replay(paths, replay_bank, k=3, sessions=100, seed=3, n_boot=50, allow_same_seed=True,
+                    interest_model="additive", reranker=Registry(replay_bank / "models").current() / "reranker.json")
+    assert result["interest_model"] == "additive" and result["k"] == 3 and result["suitability_violations"] == 0
+    assert set(summary(result)) >= REQUIRED
 
 
 def test_metrics_are_merged_not_overwritten(tmp_path):

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 
 from ml.config import SEEDS_DIR
 from serving.catalogue import load_catalogue
-from serving.engine import (ColdStartResult, Conflict, Exclusion, Forecast, RankedProduct, Ranking, Reason,
-                            Target, UnknownCustomer)
+from serving.engine import (ColdStartResult, ColdStartWarning, Conflict, Exclusion, Forecast, RankedProduct,
+                            Ranking, Reason, Target, UnknownCustomer)
 
 RISK_TOLERANCE = {"conservative": 1, "cautious": 2, "balanced": 3, "growth": 4, "aggressive": 5}
 ASSET_BOUNDS = {"L1": (0, 50_000), "L2": (50_000, 200_000), "L3": (200_000, 500_000),
@@ -116,8 +116,12 @@ class FakeEngine:
     def cold_start(self, product: Mapping[str, Any], n: int) -> ColdStartResult:
         conflicts = tuple(
             Conflict(p.product_id, "substitute" if p.risk_level == product["risk_level"] else "overlap",
-                     round(0.5 + 0.5 * _unit(product["product_id"], p.product_id), 4), f"same category {p.category}")
+                     round(0.5 + 0.5 * _unit(product["product_id"], p.product_id), 4), f"same category {p.category}",
+                     "high" if p.risk_level == product["risk_level"] else "medium")
             for p in self.catalogue.products.values() if p.category == product["category"])
+        warnings = ()
+        if int(product["risk_level"][1]) >= 4 and product["target_age_max"] > 65:
+            warnings = (ColdStartWarning("AGE_LIMIT_HIGH_RISK", "high", "R4+ products stop at 65"),)
         targets = []
         for customer_id, row in sorted(self.customers.items()):
             if int(product["risk_level"][1]) <= RISK_TOLERANCE[row["risk_preference"]] \
@@ -127,7 +131,7 @@ class FakeEngine:
         targets.sort(key=lambda t: (-t.match_score, t.customer_id))
         forecast = Forecast(12, 10.0, 5.0, 20.0, 10.0 * (product.get("annual_value_cny") or 100.0),
                             tuple(c.product_id for c in conflicts[:3]), ("fake: fixed uptake of 10 customers",))
-        return ColdStartResult(conflicts, tuple(targets[:n]), forecast, "fake-1-cold")
+        return ColdStartResult(conflicts, tuple(targets[:n]), forecast, "fake-1-cold", warnings)
 
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if self.fail_push:

@@ -139,6 +139,10 @@ def test_cold_start_and_products(client, auth):
     out = client.post(f"{V1}/products/cold-start", json=body, headers=auth("admin"))
     assert out.status_code == 200
     assert len(out.json["targets"]) == 5 and out.json["conflicts"] and out.json["forecast"]["assumptions"]
+    assert {c["risk"] for c in out.json["conflicts"]} <= {"high", "medium", "low"} and out.json["warnings"] == []
+    risky = {**body, "product": {**body["product"], "product_id": "WLT_TECH", "risk_level": "R5", "target_age_max": 80}}
+    warned = client.post(f"{V1}/products/cold-start", json=risky, headers=auth("admin")).json["warnings"]
+    assert [w["code"] for w in warned] == ["AGE_LIMIT_HIGH_RISK"] and warned[0]["severity"] == "high"
     existing = {**body, "product": {**body["product"], "product_id": "WLT_WMP"}}
     assert client.post(f"{V1}/products/cold-start", json=existing, headers=auth("admin")).status_code == 422
     ages = {**body, "product": {**body["product"], "target_age_min": 60, "target_age_max": 30}}
