@@ -2,11 +2,11 @@
 from datetime import timedelta
 
 from feast import FeatureView, Field
-from feast.types import Array, Float32, Int64, UnixTimestamp
+from feast.types import Array, Float32, Int64, String, UnixTimestamp
 
 from data_sources import customer_feature_vectors, customer_feedback_push
 from entities import customer
-from ml.feature_layout import FEEDBACK_COLUMNS, STAGE_ONE_FEATURES, VECTOR_FEATURE
+from ml.feature_layout import FEEDBACK_COLUMNS, LAST_ANSWERS_FEATURE, STAGE_ONE_FEATURES, VECTOR_FEATURE
 
 customer_features = FeatureView(
     name="customer_features",
@@ -28,10 +28,12 @@ customer_feedback = FeatureView(
     ttl=timedelta(days=365),
     schema=[Field(name=name, dtype=Int64) for name in FEEDBACK_COLUMNS]
     + [Field(name="fb_last_response_ts", dtype=UnixTimestamp,
-             description="When the customer last answered a manager.")],
+             description="When the customer last answered a manager."),
+       Field(name=LAST_ANSWERS_FEATURE, dtype=Array(String),
+             description="The latest answer to each product, as PRODUCT_ID=response, sorted by product.")],
     source=customer_feedback_push,
     online=True,
-    description="What the customer told account managers, counted per response and product category.",
+    description="What the customer told account managers: counts per response and category, latest answer per product.",
     owner="ml-platform@lingxi",
     tags={"dbt_source": "feedback"},
 )

@@ -45,6 +45,19 @@ VECTOR_FEATURE = "stage_one_vector"
 FEEDBACK_CATEGORIES = ("protection", "credit", "wealth", "savings")
 FEEDBACK_RESPONSES = ("interested", "not_interested", "already_owns")
 FEEDBACK_COLUMNS = tuple(f"fb_{r}_{c}" for r in FEEDBACK_RESPONSES for c in FEEDBACK_CATEGORIES)
+# ... and per product: the latest answer to each product, as "PRODUCT_ID=response", sorted by product.
+# Strings rather than positions so a product launched later needs no new layout.
+LAST_ANSWERS_FEATURE = "fb_last_answers"
+
+
+def last_answers(answers) -> list[str]:
+    """(product_id, response, recorded_at) triples -> the latest answer per product, as the feature
+    holds it. Ties on time go to the greater response name, as in ``ml.features``' nightly SQL."""
+    latest: dict[str, tuple] = {}
+    for product_id, response, recorded_at in answers:
+        if product_id not in latest or (recorded_at, response) > latest[product_id]:
+            latest[product_id] = (recorded_at, response)
+    return [f"{product}={latest[product][1]}" for product in sorted(latest)]
 
 
 def from_vectors(vectors) -> pd.DataFrame:

@@ -25,8 +25,8 @@ import duckdb
 import pyarrow.parquet as pq
 
 from ml.config import EXTRACT_DATE, PROJECT_ROOT, Paths
-from ml.feature_layout import (FEEDBACK_CATEGORIES, FEEDBACK_COLUMNS, FEEDBACK_RESPONSES, STAGE_ONE_FEATURES,
-                               VECTOR_FEATURE)
+from ml.feature_layout import (FEEDBACK_CATEGORIES, FEEDBACK_COLUMNS, FEEDBACK_RESPONSES, LAST_ANSWERS_FEATURE,
+                               STAGE_ONE_FEATURES, VECTOR_FEATURE)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,15 +80,34 @@ def build_feedback_source(paths: Paths) -> int:
         for r in FEEDBACK_RESPONSES for c in FEEDBACK_CATEGORIES)
     if list(export.glob("*.parquet")):
         con.execute(f"""create view products as select * from read_csv('{PROJECT_ROOT}/seeds/products.csv')""").fetchall()
+        # the latest answer per product as of each answer: a self-join within the customer, who has
+        # few answers; ties on time go to the greater response (as ml.feature_layout.last_answers)
         query = f"""
-            select customer_id, recorded_at as event_timestamp, {counts}, recorded_at as fb_last_response_ts
-            from read_parquet('{export}/*.parquet') f join products p using (product_id)
-            window w as (partition by customer_id order by recorded_at
-                         rows between unbounded preceding and current row)"""
+            with answers as (
+                select f.customer_id, f.product_id, p.category, f.response, f.recorded_at
+                from read_parquet('{export}/*.parquet') f join products p using (product_id)),
+            counted as (
+                select customer_id, recorded_at as event_timestamp, {counts}, recorded_at as fb_last_response_ts
+                from answers
+                window w as (partition by customer_id order by recorded_at
+                             rows between unbounded preceding and current row)),
+            latest as (
+                select e.customer_id, e.recorded_at as event_timestamp, a.product_id, a.response
+                from (select distinct customer_id, recorded_at from answers) e
+                join answers a on a.customer_id = e.customer_id and a.recorded_at <= e.recorded_at
+                qualify row_number() over (partition by e.customer_id, e.recorded_at, a.product_id
+                                           order by a.recorded_at desc, a.response desc) = 1),
+            listed as (
+                select customer_id, event_timestamp,
+                       list(product_id || '=' || response order by product_id) as {LAST_ANSWERS_FEATURE}
+                from latest group by customer_id, event_timestamp)
+            select c.*, l.{LAST_ANSWERS_FEATURE}
+            from counted c join listed l using (customer_id, event_timestamp)"""
     else:
         zeros = ", ".join(f"0::bigint as {c}" for c in FEEDBACK_COLUMNS)
         query = f"""select ''::varchar as customer_id, timestamp '2000-01-01' as event_timestamp, {zeros},
-                           timestamp '2000-01-01' as fb_last_response_ts limit 0"""
+                           timestamp '2000-01-01' as fb_last_response_ts, []::varchar[] as {LAST_ANSWERS_FEATURE}
+                    limit 0"""
     table = con.sql(query).to_arrow_table()
     pq.write_table(table, target.with_suffix(".tmp"))
     target.with_suffix(".tmp").replace(target)

@@ -56,7 +56,9 @@ from ml import stage_one_table, suitability
 from ml.catalogue import CATEGORIES, Catalogue, load_catalogue
 from ml.config import Paths
 from ml.explain import PathExplainer, reasons
-from ml.feature_layout import POSITION, STAGE_ONE_FEATURES, VECTOR_FEATURE
+from ml.feature_layout import (FEEDBACK_CATEGORIES, FEEDBACK_COLUMNS, LAST_ANSWERS_FEATURE, POSITION,
+                               STAGE_ONE_FEATURES, VECTOR_FEATURE, last_answers)
+from ml.feature_layout import FEEDBACK_RESPONSES as RESPONSES
 from ml.match_score import MatchReference
 from ml.model import PropensityModel
 from ml.pair_features import CATEGORY_CODES, FIT_FEATURES, PRODUCT_ATTRIBUTES, product_table
@@ -64,9 +66,6 @@ from serving.engine import ALREADY_HELD, ColdStartResult, Exclusion, RankedProdu
 
 FEATURE_SERVICE = "stage_one_v1"
 PROFILE_SERVICE = "profile_v1"
-RESPONSES = ("interested", "not_interested", "already_owns")
-FEEDBACK_CATEGORIES = ("protection", "credit", "wealth", "savings")
-FEEDBACK_COLUMNS = tuple(f"fb_{r}_{c}" for r in RESPONSES for c in FEEDBACK_CATEGORIES)
 # Assets for the minimum-investment rule come back from float32 log1p(assets); shave this
 # relative margin so rounding can only exclude a borderline customer, never admit one.
 ASSET_MARGIN = 2e-5
@@ -464,6 +463,7 @@ class Engine:
             profile[name] = None if value is None or not math.isfinite(float(value)) else float(value)
         for name in FEEDBACK_COLUMNS:
             profile[name] = int(values.get(name) or 0)
+        profile[LAST_ANSWERS_FEATURE] = list(values.get(LAST_ANSWERS_FEATURE) or [])
         last = values.get("fb_last_response_ts")
         profile["fb_last_response_ts"] = _iso(last)
         return profile
@@ -560,18 +560,21 @@ class Engine:
             return
         category = {p.product_id: p.category for p in self.catalogue}
         counts: dict[str, dict[str, int]] = {}
+        answered: dict[str, list[tuple]] = {}
         last: dict[str, pd.Timestamp] = {}
         for row in rows:
             customer_id = row["customer_id"]
             acc = counts.setdefault(customer_id, dict.fromkeys(FEEDBACK_COLUMNS, 0))
-            key = f"fb_{row['response']}_{category.get(row['product_id'])}"
-            if key in acc:  # products outside the catalogue are not counted (as in the nightly join)
-                acc[key] += 1
+            answered.setdefault(customer_id, [])
             recorded = pd.Timestamp(row["recorded_at"])
             recorded = recorded.tz_localize("UTC") if recorded.tzinfo is None else recorded.tz_convert("UTC")
             last[customer_id] = max(last.get(customer_id, recorded), recorded)
-        frame = pd.DataFrame([{"customer_id": c, "event_timestamp": last[c], **counts[c], "fb_last_response_ts": last[c]}
-                              for c in sorted(counts)])
+            key = f"fb_{row['response']}_{category.get(row['product_id'])}"
+            if key in acc:  # products outside the catalogue are not counted (as in the nightly join)
+                acc[key] += 1
+                answered[customer_id].append((row["product_id"], row["response"], recorded))
+        frame = pd.DataFrame([{"customer_id": c, "event_timestamp": last[c], **counts[c], "fb_last_response_ts": last[c],
+                               LAST_ANSWERS_FEATURE: last_answers(answered[c])} for c in sorted(counts)])
         with self._read_lock:  # the store's one SQLite connection is shared with the reads
             self.online.push_feedback(frame)
 

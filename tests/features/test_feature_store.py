@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,8 @@ import pytest
 
 from ml.config import Paths
 from ml.feature_layout import STAGE_ONE_FEATURES, VECTOR_FEATURE, from_vectors
-from ml.features import FEEDBACK_COLUMNS, CustomerNotFound, OnlineFeatures, get_store
+from ml.feature_layout import LAST_ANSWERS_FEATURE, last_answers
+from ml.features import FEEDBACK_COLUMNS, CustomerNotFound, OnlineFeatures, build_feedback_source, get_store
 
 CURRENT = pd.Timestamp("2025-07-01")
 
@@ -76,9 +78,33 @@ def test_push_reaches_the_online_store(store, vectors):
     customer = vectors.customer_id.iloc[7]
     answered = datetime(2025, 7, 1, 10, 0, tzinfo=timezone.utc)
     row = {c: 0 for c in FEEDBACK_COLUMNS} | {"fb_not_interested_wealth": 2, "fb_interested_credit": 1}
+    answers = ["CRD_PLAT=interested", "WLT_FUND=not_interested"]
     online.push_feedback(pd.DataFrame([{"customer_id": customer, "event_timestamp": answered,
-                                        "fb_last_response_ts": answered, **row}]))
+                                        "fb_last_response_ts": answered, **row, LAST_ANSWERS_FEATURE: answers}]))
     served = online.get(customer, datetime(2025, 7, 3, 10, 0, tzinfo=timezone.utc))
     assert served["fb_not_interested_wealth"] == 2 and served["fb_interested_credit"] == 1
+    assert list(served[LAST_ANSWERS_FEATURE]) == answers
     assert served["days_since_last_contact"] == pytest.approx(2.0)
     assert served["contacted_last_30d"] == 1
+
+
+def test_feedback_source_keeps_the_latest_answer_per_product(tmp_path):
+    products = pd.read_csv(Path(__file__).resolve().parents[2] / "seeds" / "products.csv").product_id.tolist()
+    a, b = products[1], products[2]
+    t = pd.Timestamp("2025-07-01 09:00")
+    export = tmp_path / "feedback_export" / "feedback"
+    export.mkdir(parents=True)
+    answers = pd.DataFrame({
+        "customer_id": ["c1", "c1", "c1", "c2"],
+        "product_id": [a, b, a, a],
+        "response": ["not_interested", "interested", "interested", "already_owns"],
+        "recorded_at": [t, t, t + pd.Timedelta(days=3), t]})
+    answers.to_parquet(export / "part-0.parquet")
+    build_feedback_source(Paths(data=tmp_path, reports=tmp_path / "reports"))
+    source = pd.read_parquet(tmp_path / "feast" / "sources" / "customer_feedback.parquet")
+    for (customer, when), rows in source.groupby(["customer_id", "event_timestamp"]):
+        seen = answers[(answers.customer_id == customer) & (answers.recorded_at <= when)]
+        expected = last_answers(zip(seen.product_id, seen.response, seen.recorded_at))
+        assert all(list(v) == expected for v in rows[LAST_ANSWERS_FEATURE])
+    latest = source[source.customer_id == "c1"].sort_values("event_timestamp").iloc[-1]
+    assert list(latest[LAST_ANSWERS_FEATURE]) == sorted([f"{a}=interested", f"{b}=interested"])

@@ -65,6 +65,8 @@ def redis_address(tmp_path_factory):
 def redis_store(feature_data_dir, redis_address):
     """Apply and materialise the repo with feature_store.redis.yaml (its own registry file)."""
     paths = Paths(data=feature_data_dir, reports=feature_data_dir / "reports")
+    # the server may be new while the data dir is reused: forget what an earlier run materialised
+    (paths.feast / "registry.redis.db").unlink(missing_ok=True)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LINGXI_FEAST_CONFIG", "feature_store.redis.yaml")
         env.setenv("LINGXI_REDIS_URL", redis_address)
@@ -103,7 +105,7 @@ def test_push_reaches_redis(redis_store, feature_data_dir):
     answered = datetime(2025, 7, 1, 9, 0, tzinfo=timezone.utc)
     row = {c: 0 for c in FEEDBACK_COLUMNS} | {"fb_interested_credit": 3}
     online.push_feedback(pd.DataFrame([{"customer_id": customer, "event_timestamp": answered,
-                                        "fb_last_response_ts": answered, **row}]))
+                                        "fb_last_response_ts": answered, **row, "fb_last_answers": []}]))
     served = online.get(customer, datetime(2025, 7, 1, 21, 0, tzinfo=timezone.utc))
     assert served["fb_interested_credit"] == 3
     assert served["days_since_last_contact"] == pytest.approx(0.5)
