@@ -344,7 +344,8 @@ def write_report(paths: Paths, result: dict) -> Path:
         lines += [f"Interest model `{m}` (re-ranker trained on its own simulated sessions), K = {o['k']}: "
                   f"{o['n_sessions']:,} sessions; first list {o['first_list_hit_rate']}; one step "
                   f"{o['one_step_hit_rate']}, rule {o['rule_hit_rate']}, learned {o['learned_hit_rate']}; uplift "
-                  f"{o['uplift']} ({o['uplift_ci95']}), answers alone x{o['answers_uplift']}; oracle ceiling "
+                  f"{o['uplift']} ({o['uplift_ci95']}), answers alone x{o['answers_uplift']} ({o['answers_uplift_ci95']}); "
+                  f"oracle ceiling "
                   f"{o['ceiling_uplift']} ({o['ceiling_uplift_ci95']}).", ""]
     path = paths.reports / "two_stage.md"
     path.parent.mkdir(parents=True, exist_ok=True)
