@@ -391,7 +391,7 @@ def run_benchmark(data_dir: Path, *, workers: int = 2, threads: int = 2, plan: P
             log(f"feedback {plan.feedback_rate:.0f}/s: p95 {feedback['p95_ms']} ms, errors {feedback['errors']}")
             server.settle()
             segments, seg_result = phase(server, token, segment_requests(), plan.segment_rate, plan.segment_seconds,
-                                         (200,), generator, connections=16)
+                                         (200,), generator)
             segments["per_query_p95_ms"] = _per_query_p95(seg_result)
             log(f"segment filter: p95 {segments['p95_ms']} ms")
             server.settle()
