@@ -13,7 +13,7 @@ SEED        ?= 7
 HOST        ?= 127.0.0.1
 PORT        ?= 8000
 WORKERS     ?= 2
-THREADS     ?= 2
+THREADS     ?= 1
 EVAL_SEED   ?= $(shell echo $$(( $(SEED) + 1000 )))
 export LINGXI_DATA_DIR    ?= $(CURDIR)/data
 export LINGXI_REPORTS_DIR ?= $(CURDIR)/reports
@@ -86,8 +86,7 @@ cold-start: eval-bank  ## hold a product out of training, rank its real adopters
 	$(PY) -m ml.cold_start evaluate --product PRO_CAR --eval-data-dir $(EVAL_DIR)
 
 serve: $(INSTALLED)  ## start the API under gunicorn on $(HOST):$(PORT)
-	$(VENV)/bin/gunicorn --workers $(WORKERS) --worker-class gthread --threads $(THREADS) \
-		--bind $(HOST):$(PORT) "serving:create_app()"
+	$(VENV)/bin/gunicorn --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) "serving:create_app()"
 
 demo: pipeline  ## run the whole pipeline at demo scale and start the API
 	@$(PY) -m serving.examples --host $(HOST) --port $(PORT) || true

@@ -101,7 +101,7 @@ def bench_online_reads(paths: Paths, n: int = 2000, seed: int = 0) -> dict:
     return {"reads": n, "p50_ms": round(p50, 3), "p95_ms": round(p95, 3), "p99_ms": round(p99, 3)}
 
 
-def bench_serving(paths: Paths, workers: int = 2, threads: int = 2) -> dict:
+def bench_serving(paths: Paths, workers: int = 2, threads: int = 1) -> dict:
     """The serving load test over ``paths.data`` (which it never writes): see ``serving.loadtest``."""
     from serving.loadtest import run_benchmark
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--only", nargs="*", choices=[*PIPELINE, "online", "serving"])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for the serving load test")
-    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn (gthread) worker")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread)")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     customers = customers_for_scale(args.scale)

@@ -47,6 +47,19 @@ def source_stamp(path: Path) -> dict[str, Any]:
     return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _prefetch(path: Path) -> None:
+    """Start reading the file into the page cache (asynchronously): a request should find its
+    customer's row in memory, not wait for a random disk read after a restart or a cold cache."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):  # no fadvise on this platform: the pages come on demand
+        pass
+
+
 def write(scores_dir: Path, ids: np.ndarray, x: np.ndarray, probability: np.ndarray, ranking_key: np.ndarray,
           meta: dict[str, Any]) -> Path:
     """Publish a table (replacing the previous one by rename; a reader keeps its mapped files)."""
@@ -79,6 +92,8 @@ class StageOneTable:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.meta: dict[str, Any] = json.loads((self.folder / "meta.json").read_text())
+        for name in ARRAYS:
+            _prefetch(self.folder / f"{name}.npy")
         arrays = {name: np.load(self.folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
         self.ids = arrays["customer_ids"]
         self.x = arrays["features"]

@@ -121,6 +121,10 @@ def run(base_url: str, token: str, requests: list[Request], rate: float, seconds
         raise ValueError("paths and bodies must be one line without tabs")
     chosen = generator if generator != "auto" else ("wrk" if wrk_path() else "asyncio")
     stop = stop or threading.Event()
+    # at most ~one connection per request per second: an idle keep-alive connection must not
+    # outlive the server's keep-alive timeout (gunicorn: 2 s), or wrk's reconnects get out of
+    # step with its delay() timers and requests go out late or not at all
+    connections = max(1, min(connections, int(np.ceil(rate))))
     if chosen == "wrk":
         return _run_wrk(base_url, token, requests, rate, seconds, idempotency_prefix, connections, threads, stop)
     if chosen == "asyncio":

@@ -1,6 +1,6 @@
 """The serving load test: the real app under gunicorn, open-loop HTTP load on loopback.
 
-    python -m serving.loadtest [--data-dir DIR] [--workers 2] [--threads 2] [--seconds 60]   # in `make bench`
+    python -m serving.loadtest [--data-dir DIR] [--workers 2] [--threads 1] [--seconds 60]   # in `make bench`
 
 One run, against the bank in ``DIR`` (default ``$LINGXI_DATA_DIR``), writes into
 ``$LINGXI_REPORTS_DIR/bench.json`` (merged with the keys already there):
@@ -359,7 +359,7 @@ def _retry_one(server: Server, token: str, requests: list[Request], prefix: str,
 
 
 # -- the whole run --------------------------------------------------------------------------------------
-def run_benchmark(data_dir: Path, *, workers: int = 2, threads: int = 2, plan: Plan | None = None,
+def run_benchmark(data_dir: Path, *, workers: int = 2, threads: int = 1, plan: Plan | None = None,
                   generator: str = "auto", work_dir: Path | None = None) -> dict[str, Any]:
     """Every phase against a scratch copy of ``data_dir``; returns the ``bench.json`` keys."""
     plan = plan or Plan()
@@ -391,7 +391,7 @@ def run_benchmark(data_dir: Path, *, workers: int = 2, threads: int = 2, plan: P
             log(f"feedback {plan.feedback_rate:.0f}/s: p95 {feedback['p95_ms']} ms, errors {feedback['errors']}")
             server.settle()
             segments, seg_result = phase(server, token, segment_requests(), plan.segment_rate, plan.segment_seconds,
-                                         (200,), generator, connections=16)
+                                         (200,), generator)
             segments["per_query_p95_ms"] = _per_query_p95(seg_result)
             log(f"segment filter: p95 {segments['p95_ms']} ms")
             server.settle()
@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=None, help="the bank (default $LINGXI_DATA_DIR)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2, help="threads per worker (gthread, as `make serve`); 1: sync workers")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (1: sync workers, as `make serve`; >1: gthread)")
     parser.add_argument("--rate", type=float, default=Plan.rate)
     parser.add_argument("--seconds", type=float, default=Plan.seconds)
     parser.add_argument("--ladder-seconds", type=float, default=Plan.ladder_seconds)
