@@ -542,39 +542,36 @@ class ColdStartAnalyser:
 # ------------------------------------------------------------------------------------------------
 # Evaluation: hold one product out of training entirely
 # ------------------------------------------------------------------------------------------------
-def train_without(paths: Paths, product_id: str, seed: int = 7, max_rows: int = 400_000):
+def train_without(paths: Paths, product_id: str, seed: int = 7, non_adopters_per_adopter: float | None = None):
     """The stage-one model trained and calibrated without any row of ``product_id`` (cached)."""
-    from ml.dataset import build_pairs, candidate_pairs, load_labels, sample_negatives, target_products
-    from ml.model import PropensityModel, fit_booster, fit_calibrator
+    from ml.dataset import target_products
+    from ml.model import PropensityModel
     from ml.recommend import feature_store
-    from ml.pair_features import pairs_to_matrix
-    from ml.train import CALIBRATION_CUTOFF, FIT_CUTOFFS, choose_negative_rate, relation_matrices
+    from ml.train import CALIBRATION_CUTOFF, FIT_CUTOFFS, MIN_NON_ADOPTERS, NON_ADOPTERS_PER_ADOPTER, fit_propensity
+    from ml.training_set import build_training_set, relation_matrices
 
-    cache = paths.data / "cold_start" / f"without_{product_id}_seed{seed}_rows{max_rows}"
+    ratio = NON_ADOPTERS_PER_ADOPTER if non_adopters_per_adopter is None else non_adopters_per_adopter
+    cache = paths.data / "cold_start" / f"without_{product_id}_seed{seed}_ratio{ratio:g}"
     if (cache / "model.txt").exists():
         return PropensityModel.load(cache)
     started = time.perf_counter()
     products = [p for p in target_products() if p != product_id]
     if len(products) == len(target_products()):
         raise ValueError(f"{product_id} is not a cross-sell product of the model")
-    labels = load_labels(paths, FIT_CUTOFFS + [CALIBRATION_CUTOFF])
-    pairs = candidate_pairs(labels, products)
-    rate = choose_negative_rate(pairs, max_rows)
-    data = build_pairs(feature_store(paths), sample_negatives(pairs, rate, seed), products)
-    log(f"without {product_id}: {len(data):,} rows ({time.perf_counter() - started:.0f} s)")
-    relations = relation_matrices(data, products)
+    relations = relation_matrices(paths, FIT_CUTOFFS[0])
     j = load_catalogue().index(product_id)
     for matrix in relations.values():        # no relation-graph column or row for the held-out product
         matrix[j, :] = 0.0
         matrix[:, j] = 0.0
-    x = pairs_to_matrix(data, relations)
-    y, w = data.label.to_numpy(), data.weight.to_numpy()
-    fit = (data.snapshot_ts < pd.Timestamp(CALIBRATION_CUTOFF)).to_numpy()
-    booster = fit_booster(x[fit], y[fit], w[fit], seed, valid=(x[~fit], y[~fit], w[~fit]))
-    calibrator = fit_calibrator(booster.predict(x[~fit]), y[~fit], w[~fit])
+    data = build_training_set(paths, feature_store(paths), products, FIT_CUTOFFS + [CALIBRATION_CUTOFF],
+                              relations, ratio, seed, MIN_NON_ADOPTERS)
+    log(f"without {product_id}: {len(data):,} rows ({time.perf_counter() - started:.0f} s)")
+    fit_rows = data.before(CALIBRATION_CUTOFF)
+    booster, calibrator, _ = fit_propensity(data.subset(np.flatnonzero(fit_rows)),
+                                            data.subset(np.flatnonzero(~fit_rows)), seed)
     model = PropensityModel(booster, calibrator, products, relations,
                             {"version": f"without-{product_id}", "held_out_product": product_id,
-                             "negative_rate": rate, "rows": int(len(data)), "seed": seed,
+                             "negative_sampling": data.sampling, "rows": len(data), "seed": seed,
                              "trained_seconds": round(time.perf_counter() - started, 1)})
     model.save(cache)
     log(f"without {product_id}: {booster.num_trees()} trees ({time.perf_counter() - started:.0f} s)")
@@ -589,7 +586,7 @@ def precision_curve(score: np.ndarray, y: np.ndarray, ns: Sequence[int], tie_bre
 
 
 def evaluate(paths: Paths, product_id: str, n: int = 200, eval_paths: Paths | None = None, seed: int = 7,
-             max_rows: int = 400_000) -> dict:
+             non_adopters_per_adopter: float | None = None) -> dict:
     """Hold ``product_id`` out of training, rank its real adopters at the held-out cut-off.
 
     Realised precision@N counts the adopters in the label window (few at test scale: noisy);
@@ -606,7 +603,7 @@ def evaluate(paths: Paths, product_id: str, n: int = 200, eval_paths: Paths | No
     started = time.perf_counter()
     cat = load_catalogue()
     held_out = cat[product_id]
-    model = train_without(paths, product_id, seed, max_rows)
+    model = train_without(paths, product_id, seed, non_adopters_per_adopter)
     target_paths = eval_paths or paths
     labels = load_labels(target_paths, [HOLDOUT_CUTOFF])
     column = f"label_{product_id.lower()}"
@@ -699,10 +696,10 @@ def _oracle_probability(paths: Paths, product_id: str, customer_ids: np.ndarray)
 
 
 def evaluate_many(paths: Paths, products: Sequence[str], n: int = 200, eval_paths: Sequence[Paths | None] = (None,),
-                  seed: int = 7, max_rows: int = 400_000) -> dict:
+                  seed: int = 7, non_adopters_per_adopter: float | None = None) -> dict:
     """:func:`evaluate` for several held-out products (and banks); the first is the headline,
     ``pooled`` averages precision@N over every (product, bank) evaluated."""
-    runs = [evaluate(paths, p, n, e, seed, max_rows) for p in products for e in eval_paths]
+    runs = [evaluate(paths, p, n, e, seed, non_adopters_per_adopter) for p in products for e in eval_paths]
     head = dict(runs[0])
     keys = ("precision_at_n", "random_precision_at_n", "rule_precision_at_n")
     pooled = {k: round(float(np.mean([r[k] for r in runs])), 5) for k in keys}
@@ -748,7 +745,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="rank the adopters of another bank (an unseen generator seed) as the headline, the "
                          "development bank's held-out cut-off pooled in (default: only the development bank)")
     ev.add_argument("--seed", type=int, default=7)
-    ev.add_argument("--max-rows", type=int, default=400_000)
+    ev.add_argument("--non-adopters-per-adopter", type=float, default=None,
+                    help="training sample size, as in python -m ml.train (default: the same as it)")
     ev.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
@@ -760,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         banks: list[Paths | None] = [None]
         if args.eval_data_dir:  # the unseen bank is the headline; the development bank's cut-off is pooled in
             banks.insert(0, Paths(data=args.eval_data_dir.resolve(), reports=paths.reports))
-        result = evaluate_many(paths, args.product, args.n, banks, args.seed, args.max_rows)
+        result = evaluate_many(paths, args.product, args.n, banks, args.seed, args.non_adopters_per_adopter)
         if not args.no_write:
             write_metrics(paths, {"cold_start": result})
     print(json.dumps(result, indent=2, ensure_ascii=False, default=str))

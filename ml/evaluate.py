@@ -32,6 +32,7 @@ from ml.pair_features import feature_names
 from ml.registry import Registry
 
 BATCH = 100_000
+STRATEGY_CUSTOMERS = 100_000  # the strategy table is scored on this many held-out customers (all when fewer)
 
 
 def log(message: str) -> None:
@@ -55,6 +56,13 @@ class HoldoutSet:
     @property
     def mask(self) -> np.ndarray:
         return ~self.eligible
+
+    def subset(self, rows: np.ndarray) -> "HoldoutSet":
+        """The same set restricted to customer rows ``rows``."""
+        part = object.__new__(HoldoutSet)
+        part.customer_ids, part.features = self.customer_ids[rows], self.features[rows]
+        part.eligible, part.labels, part.products = self.eligible[rows], self.labels[rows], self.products
+        return part
 
 
 def score_in_batches(fn, features: np.ndarray) -> np.ndarray:
@@ -94,16 +102,22 @@ def evaluate_scores(scores: np.ndarray, holdout: HoldoutSet, calibrated: bool) -
     return {**out, "ranking": report}
 
 
-def per_product(scores: np.ndarray, holdout: HoldoutSet) -> dict:
+def per_product(scores: np.ndarray, holdout: HoldoutSet, oracle: np.ndarray | None = None) -> dict:
+    """Per product: the model's PR-AUC, ROC-AUC, lift and calibration, next to the observable oracle's."""
     out = {}
     for j, pid in enumerate(holdout.products):
         e = holdout.eligible[:, j]
         y, s = holdout.labels[e, j], scores[e, j]
-        out[pid] = {"eligible": int(e.sum()), "positives": int(y.sum()),
-                    "pr_auc": metrics.pr_auc(y, s) if y.any() else None,
-                    "roc_auc": metrics.roc_auc(y, s) if 0 < y.sum() < len(y) else None,
-                    "top_decile_lift": metrics.lift_at(y, s, 0.10) if y.any() else None,
-                    "mean_predicted": float(s.mean()), "observed_rate": float(y.mean())}
+        row = {"eligible": int(e.sum()), "positives": int(y.sum()),
+               "pr_auc": metrics.pr_auc(y, s) if y.any() else None,
+               "roc_auc": metrics.roc_auc(y, s) if 0 < y.sum() < len(y) else None,
+               "top_decile_lift": metrics.lift_at(y, s, 0.10) if y.any() else None,
+               "mean_predicted": float(s.mean()), "observed_rate": float(y.mean())}
+        if oracle is not None and y.any():
+            o = oracle[e, j]
+            row.update({"oracle_pr_auc": metrics.pr_auc(y, o), "oracle_roc_auc": metrics.roc_auc(y, o),
+                        "oracle_top_decile_lift": metrics.lift_at(y, o, 0.10)})
+        out[pid] = row
     return out
 
 
@@ -131,7 +145,6 @@ def evaluate(paths: Paths) -> dict:
                   "random": (rng.random(chosen.shape), False),
                   "popularity": (popularity_scores(paths, holdout, model), True)}
     candidates["rule_match_score"] = (rule_match_scores(holdout), False)
-    candidates.update(_strategy_scores(folder, model, holdout))
     for kind in ("p_observable", "p_true"):
         scores = oracle_scores(paths, holdout, kind)
         if scores is not None:
@@ -140,8 +153,9 @@ def evaluate(paths: Paths) -> dict:
     table = {}
     for name, (scores, calibrated) in candidates.items():
         table[name] = evaluate_scores(scores, holdout, calibrated)
-        log(f"{name:>24}: MAP@5 {table[name]['map_at_5']:.5f}  recall@5 {table[name]['recall_at_5']:.3f}  "
-            f"lift {table[name]['top_decile_lift']:.2f}")
+        _log_row(name, table[name])
+    strategy_table = _strategy_table(folder, model, holdout, candidates)
+    log(f"strategies scored ({time.perf_counter() - started:.0f} s)")
 
     chosen_metrics = table["model"]
     positive_cells = int(holdout.labels.sum())
@@ -163,9 +177,12 @@ def evaluate(paths: Paths) -> dict:
         "summary": summary,
         "strategies": {k: {m: v for m, v in row.items() if m != "ranking"} for k, row in table.items()},
         "rankings": {k: row["ranking"] for k, row in table.items()},
-        "per_product": per_product(chosen, holdout),
+        "strategy_table": strategy_table,
+        "per_product": per_product(chosen, holdout, candidates.get("oracle_observable", (None,))[0]),
         "training": {k: model.metadata.get(k) for k in ("negative_sampling", "rows", "fit_cutoffs",
-                                                         "calibration_cutoff", "model_shape", "params")},
+                                                         "calibration_cutoff", "model_shape", "params",
+                                                         "calibration_table", "chosen", "trained_seconds",
+                                                         "trained_cpu_seconds")},
         "seconds": round(time.perf_counter() - started, 1),
     }
     write_metrics(paths.reports, {"evaluation": result, "summary": summary})
@@ -177,17 +194,45 @@ def evaluate(paths: Paths) -> dict:
     return result
 
 
-def _strategy_scores(folder: Path, model: PropensityModel, holdout: HoldoutSet) -> dict:
+def _log_row(name: str, row: dict) -> None:
+    log(f"{name:>28}: MAP@5 {row['map_at_5']:.5f}  recall@5 {row['recall_at_5']:.3f}  "
+        f"lift {row['top_decile_lift']:.2f}")
+
+
+def _strategy_table(folder: Path, model: PropensityModel, holdout: HoldoutSet, candidates: dict) -> dict:
+    """Every saved strategy, with the model and the oracles, on the same held-out customers (a random
+    ``STRATEGY_CUSTOMERS`` of them at full scale: the ensembles are slow to score)."""
+    rows = strategy_sample(len(holdout.customer_ids))
+    part = holdout.subset(rows)
+    table = {}
+    for name in ("model", "oracle_observable", "oracle_true"):
+        if name in candidates:
+            table[name] = evaluate_scores(candidates[name][0][rows], part, calibrated=True)
+    for name, scores in _strategy_scores(folder, model, holdout, rows).items():
+        table[name] = evaluate_scores(scores, part, calibrated=False)
+        _log_row(name, table[name])
+    return {"customers": int(len(rows)), "of_customers": int(len(holdout.customer_ids)),
+            "rows": {k: {m: v for m, v in row.items() if m != "ranking"} for k, row in table.items()}}
+
+
+def strategy_sample(n_customers: int, limit: int = STRATEGY_CUSTOMERS, seed: int = 0) -> np.ndarray:
+    """Sorted row numbers of the customers the strategy table is scored on (all, up to ``limit``)."""
+    if n_customers <= limit:
+        return np.arange(n_customers)
+    return np.sort(np.random.default_rng(seed).choice(n_customers, limit, replace=False))
+
+
+def _strategy_scores(folder: Path, model: PropensityModel, holdout: HoldoutSet, rows: np.ndarray) -> dict:
     out = {}
     names = feature_names()
     for path in sorted((folder / "strategies").glob("*.joblib")):
         pipeline = joblib.load(path)
 
         def predict(batch, pipeline=pipeline):
-            rows = pd.DataFrame(model.rows(batch), columns=names)
-            return pipeline.predict_proba(rows)[:, 1].reshape(len(batch), len(holdout.products))
+            frame = pd.DataFrame(model.rows(batch), columns=names)
+            return pipeline.predict_proba(frame)[:, 1].reshape(len(batch), len(holdout.products))
 
-        out[f"strategy:{path.stem}"] = (score_in_batches(predict, holdout.features), False)
+        out[f"strategy:{path.stem}"] = score_in_batches(predict, holdout.features[rows])
     return out
 
 

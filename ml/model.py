@@ -19,7 +19,7 @@ from ml.pair_features import feature_names, pair_matrix, product_table
 
 DEFAULT_PARAMS = {
     "objective": "binary",
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,
     "num_leaves": 31,
     "min_child_samples": 50,
     "feature_fraction": 0.8,
@@ -30,22 +30,27 @@ DEFAULT_PARAMS = {
     "num_threads": 2,
     "deterministic": True,  # the same data and seed give the same model: README figures reproduce
     "force_col_wise": True,
+    "max_bin": 63,
 }
 CATEGORICAL = ["product_code", "category_code"]
 
 
 def fit_booster(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, seed: int, rounds: int = 400,
-                params: dict | None = None, valid: tuple | None = None) -> lgb.Booster:
-    """LightGBM on pair rows; early stopping on ``valid`` (x, y, weight) when given."""
+                params: dict | None = None, valid: tuple | None = None, feval=None,
+                patience: int = 40) -> lgb.Booster:
+    """LightGBM on pair rows; early stopping on ``valid`` (x, y, weight) when given: on ``feval``
+    (a LightGBM custom metric, e.g. MAP@5 of the validation cut-off) if given, else on logloss."""
     params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+    if feval is not None:
+        params["metric"] = "None"  # stop on the custom metric alone
     names = feature_names()
     train = lgb.Dataset(x, y, weight=weight, feature_name=names, categorical_feature=CATEGORICAL,
                         free_raw_data=False)
     sets, callbacks = [train], []
     if valid is not None:
-        sets.append(lgb.Dataset(valid[0], valid[1], weight=valid[2], reference=train))
-        callbacks.append(lgb.early_stopping(40, verbose=False))
-    return lgb.train(params, train, num_boost_round=rounds, valid_sets=sets, callbacks=callbacks)
+        sets = [lgb.Dataset(valid[0], valid[1], weight=valid[2], reference=train)]
+        callbacks.append(lgb.early_stopping(patience, first_metric_only=True, verbose=False))
+    return lgb.train(params, train, num_boost_round=rounds, valid_sets=sets, feval=feval, callbacks=callbacks)
 
 
 @dataclass

@@ -75,7 +75,7 @@ def trained_data_dir(feature_data_dir) -> Path:
     hidden = feature_data_dir / "oracle.hidden"
     (feature_data_dir / "oracle").rename(hidden)
     try:
-        train(paths, seed=7, max_rows=120_000, strategies=True)
+        train(paths, seed=7, min_non_adopters=15_000, strategies=True, strategy_rows=60_000)
     finally:
         hidden.rename(feature_data_dir / "oracle")
     evaluate(paths)

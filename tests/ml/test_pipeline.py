@@ -25,8 +25,23 @@ def test_model_version_is_complete_and_current(trained_data_dir):
     metadata = json.loads((current / "metadata.json").read_text())
     assert metadata["feature_service"] == "stage_one_v1"
     assert metadata["data_snapshot"] == "2025-04-01" and metadata["git_commit"]
-    assert metadata["negative_sampling"]["rate"] <= 1.0 and metadata["params"]["seed"] == 7
+    sampling = metadata["negative_sampling"]
+    assert 0 < sampling["non_adopter_rate"] <= 1.0 and metadata["params"]["seed"] == 7
+    assert sampling["non_adopter_weight"] == pytest.approx(1 / sampling["non_adopter_rate"])
     assert (current / "model.txt").exists() and (current / "calibration.joblib").exists()
+
+
+def test_production_model_is_chosen_on_the_calibration_cutoff(trained_data_dir):
+    current = Registry(Paths(data=trained_data_dir, reports=trained_data_dir).models).current()
+    metadata = json.loads((current / "metadata.json").read_text())
+    table = metadata["calibration_table"]
+    assert {f"strategy:{name}" for name in STRATEGIES} | {"production"} <= set(table)
+    chosen = metadata["chosen"]["candidate"]
+    deployable = [name for name, row in table.items() if row.get("deployable", name == "production")]
+    assert chosen in deployable
+    assert table[chosen]["map_at_5"] == max(table[name]["map_at_5"] for name in deployable)
+    assert metadata["params"]["best_iteration"] > 0
+    assert set(metadata["relations"]) == {"complement", "substitute"}  # empty at 20k: too few co-holders
 
 
 def test_rollback_marks_the_previous_version_current(trained_data_dir, tmp_path):
@@ -57,8 +72,10 @@ def test_model_beats_baselines_and_stays_below_the_oracle(report):
 
 
 def test_every_strategy_is_reported(report):
-    names = {k.split(":", 1)[1] for k in report["evaluation"]["strategies"] if k.startswith("strategy:")}
-    assert STRATEGIES <= names
+    table = report["evaluation"]["strategy_table"]
+    names = {k.split(":", 1)[1] for k in table["rows"] if k.startswith("strategy:")}
+    assert STRATEGIES <= names and {"model", "oracle_observable"} <= set(table["rows"])
+    assert table["customers"] == table["of_customers"] == 20_000  # all of them at test scale
     assert "rule_match_score" in report["evaluation"]["strategies"]
 
 
