@@ -12,7 +12,7 @@ Two generators produce the same records (one per scheduled request: due, sent, r
 
 - ``wrk`` (C, epoll; ``/usr/bin/wrk``) with ``serving/openloop.lua``: the schedule lives in Lua
   (wrk's ``delay()`` hook), answers are matched to their slot through the ``X-Request-Id`` header
-  the API echoes. Keep-alive connections; about 0.1 ms of CPU per request (``generator_cpu_*``).
+  the API echoes. 0.1-0.2 ms of CPU per request (``generator_cpu_*``).
 - an asyncio client over raw sockets (a new connection per request), used when wrk is not
   installed. Several times wrk's CPU per request, taken from the server on a small machine.
 
