@@ -272,10 +272,8 @@ def cpu_seconds_of_group(pgid: int) -> float:
     return total / tick
 
 
-def machine_cpu_seconds() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from ``/proc/stat``."""
-    tick = os.sysconf("SC_CLK_TCK")
-    user, nice, system, idle, iowait, irq, softirq, steal = (
-        int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9])
-    busy = user + nice + system + irq + softirq  # guest time is inside user; steal is not ours
-    return busy / tick, (busy + idle + iowait + steal) / tick
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy since boot, from ``/proc/stat``."""
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")  # guest time is inside user

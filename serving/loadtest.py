@@ -6,9 +6,9 @@ One run, against the bank in ``DIR`` (default ``$LINGXI_DATA_DIR``), writes into
 ``$LINGXI_REPORTS_DIR/bench.json`` (merged with the keys already there):
 
 1. a scratch data dir next to nothing of ``DIR``'s: links to its read-only parts (marts, model,
-   nightly scores, Feast registry and sources), a *copy* of the Feast online store (feedback is
-   pushed into it), and a new SQLite WAL feedback database and tokens file. Nothing in ``DIR``
-   is written;
+   nightly scores, Feast registry and sources), a *copy* of the Feast SQLite online store
+   (feedback is pushed into it; the server never gets a Redis configuration), and a new SQLite
+   WAL feedback database and tokens file. Nothing in ``DIR`` is written;
 2. gunicorn with the real app (``serving:create_app()``, the engine ``LINGXI_ENGINE`` names),
    bound to 127.0.0.1, started and stopped by this process;
 3. load from ``serving.loadgen`` (wrk when installed): requests leave on a fixed schedule and
@@ -157,6 +157,7 @@ class Server:
 
     def env(self) -> dict[str, str]:
         env = {**os.environ, "LINGXI_DATA_DIR": str(self.scratch),
+               "LINGXI_FEAST_CONFIG": "feature_store.yaml",  # the copied SQLite online store, never a shared Redis
                "LINGXI_TOKENS_FILE": str(self.scratch / "tokens.json"),
                "LINGXI_FEEDBACK_DB_URL": sqlite_url(self.scratch / "feedback.db"),
                "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)}
@@ -234,9 +235,9 @@ def log(message: str) -> None:
 def phase(server: Server, token: str, requests: list[Request], rate: float, seconds: float,
           expected: tuple[int, ...], generator: str, **kwargs: Any) -> tuple[dict[str, Any], loadgen.LoadResult]:
     """One open-loop run with the server's, the generator's and the rest of the machine's CPU."""
-    cpu0, (busy0, _) = server.cpu_seconds(), loadgen.machine_cpu_seconds()
+    cpu0, busy0 = server.cpu_seconds(), loadgen.machine_busy_seconds()
     result = loadgen.run(server.base, token, requests, rate, seconds, generator=generator, **kwargs)
-    cpu1, (busy1, _) = server.cpu_seconds(), loadgen.machine_cpu_seconds()
+    cpu1, busy1 = server.cpu_seconds(), loadgen.machine_busy_seconds()
     summary = result.summary(expected)
     server_cpu = cpu1 - cpu0
     summary.update({
