@@ -5,7 +5,7 @@
 One run, against the bank in ``DIR`` (default ``$LINGXI_DATA_DIR``), writes into
 ``$LINGXI_REPORTS_DIR/bench.json`` (merged with the keys already there):
 
-1. a scratch data dir next to nothing of ``DIR``'s: links to its read-only parts (marts, model,
+1. a scratch data dir in the system temp folder: links to ``DIR``'s read-only parts (marts, model,
    nightly scores, Feast registry and sources), a *copy* of the Feast SQLite online store
    (feedback is pushed into it; the server never gets a Redis configuration), and a new SQLite
    WAL feedback database and tokens file. Nothing in ``DIR`` is written;
