@@ -12,7 +12,7 @@ Two generators produce the same records (one per scheduled request: due, sent, r
 
 - ``wrk`` (C, epoll; ``/usr/bin/wrk``) with ``serving/openloop.lua``: the schedule lives in Lua
   (wrk's ``delay()`` hook), answers are matched to their slot through the ``X-Request-Id`` header
-  the API echoes. Keep-alive connections; about 0.1 ms of CPU per request (``generator_cpu_*``).
+  the API echoes. 0.1-0.2 ms of CPU per request (``generator_cpu_*``).
 - an asyncio client over raw sockets (a new connection per request), used when wrk is not
   installed. Several times wrk's CPU per request, taken from the server on a small machine.
 
@@ -272,10 +272,8 @@ def cpu_seconds_of_group(pgid: int) -> float:
     return total / tick
 
 
-def machine_cpu_seconds() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from ``/proc/stat``."""
-    tick = os.sysconf("SC_CLK_TCK")
-    user, nice, system, idle, iowait, irq, softirq, steal = (
-        int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9])
-    busy = user + nice + system + irq + softirq  # guest time is inside user; steal is not ours
-    return busy / tick, (busy + idle + iowait + steal) / tick
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy since boot, from ``/proc/stat``."""
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")  # guest time is inside user
