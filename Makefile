@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse relations features train score evaluate pipeline eval-bank replay cold-start serve demo test bench clean
+.PHONY: help install data warehouse relations features train score strategies evaluate nightly pipeline eval-bank replay cold-start serve demo test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,10 +55,15 @@ train: $(INSTALLED)  ## train the propensity models (versioned under data/models
 score: $(INSTALLED)  ## nightly scoring: stage one for every customer, match-score reference, suitability audit
 	$(PY) -m ml.recommend batch
 
+strategies: $(INSTALLED)  ## the imbalance-strategy review of the current model (not nightly: refits ten candidates)
+	$(PY) -m ml.strategy_table
+
 evaluate: $(INSTALLED)  ## evaluate on the held-out cut-off; writes reports/
 	$(PY) -m ml.evaluate
 
-pipeline: data warehouse relations features train score evaluate  ## the nightly job, in order
+nightly: warehouse relations features train score  ## the nightly job on the bank's extract, in order
+
+pipeline: data nightly strategies evaluate  ## generate the bank, the nightly job, the strategy review, the evaluation
 
 EVAL_DIR := $(LINGXI_DATA_DIR)/eval_seed_$(EVAL_SEED)
 

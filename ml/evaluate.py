@@ -30,6 +30,7 @@ from ml.features import get_store
 from ml.model import PropensityModel
 from ml.pair_features import feature_names
 from ml.registry import Registry
+from ml.strategy_table import load_review
 
 BATCH = 100_000
 STRATEGY_CUSTOMERS = 100_000  # the strategy table is scored on this many held-out customers (all when fewer)
@@ -179,10 +180,7 @@ def evaluate(paths: Paths) -> dict:
         "rankings": {k: row["ranking"] for k, row in table.items()},
         "strategy_table": strategy_table,
         "per_product": per_product(chosen, holdout, candidates.get("oracle_observable", (None,))[0]),
-        "training": {k: model.metadata.get(k) for k in ("negative_sampling", "rows", "fit_cutoffs",
-                                                         "calibration_cutoff", "model_shape", "params",
-                                                         "calibration_table", "chosen", "trained_seconds",
-                                                         "trained_cpu_seconds")},
+        "training": training_summary(folder, model.metadata),
         "seconds": round(time.perf_counter() - started, 1),
     }
     write_metrics(paths.reports, {"evaluation": result, "summary": summary})
@@ -192,6 +190,20 @@ def evaluate(paths: Paths) -> dict:
     log(f"MAP@5 {summary['map_at_5']:.5f} vs observable oracle {summary['observable_oracle_map_at_5']}; "
         f"report in {paths.reports} ({time.perf_counter() - started:.0f} s)")
     return result
+
+
+def training_summary(folder: Path, metadata: dict) -> dict:
+    """How the model was trained, with the strategy review's calibration table when it has been run."""
+    out = {k: metadata.get(k) for k in ("negative_sampling", "rows", "fit_cutoffs", "calibration_cutoff",
+                                        "model_shape", "params", "calibration_table", "trained_seconds",
+                                        "trained_cpu_seconds")}
+    review = load_review(folder)
+    if review is None:
+        out["chosen"] = {"candidate": "production", "reason": "the strategy review has not been run (make strategies)"}
+    else:
+        out["calibration_table"] = {**(out["calibration_table"] or {}), **review["rows"]}
+        out["chosen"] = review["chosen"]
+    return out
 
 
 def _log_row(name: str, row: dict) -> None:

@@ -1,14 +1,25 @@
-"""The imbalance-strategy table: every strategy fitted on one sample, scored on the calibration cut-off.
+"""The imbalance-strategy review (``make strategies``): every strategy fitted on one sample and
+scored on the calibration cut-off, next to the current production model.
+
+    python -m ml.strategy_table [--rows N]
+
+It is not part of the nightly job: it refits ten candidates to check the training recipe, so it
+runs when the recipe or the data changes (``make pipeline`` runs it after training). It rebuilds
+the current model version's training rows with that version's sampling and seed, so the table
+compares like with like.
 
 Each strategy (``ml.imbalance.STRATEGIES``) is one imblearn pipeline fitted on the same share
 of the fit rows (whole sampled customers, so the sample keeps its structure), with the rows'
 sampling weights where the pipeline takes weights (EasyEnsemble does not). Every LightGBM
 strategy uses the production model's parameters and number of trees, so the table isolates the
-imbalance lever. Fitted pipelines are saved for ``ml.evaluate``, which scores them again on the
-held-out cut-off.
+imbalance lever. Fitted pipelines and the table go into the version's ``strategies/`` folder;
+``ml.evaluate`` scores them again on the held-out cut-off.
 """
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import time
 from pathlib import Path
 
@@ -16,8 +27,13 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from ml.config import Paths
 from ml.model import DEFAULT_PARAMS
+from ml.registry import Registry
 from ml.training_set import TrainingSet, log
+
+STRATEGY_ROWS = 300_000  # the table's sample of the fit rows (SMOTE, ADASYN and forests are slow)
+TABLE_FILE = "table.json"
 
 # Customer profile columns the clustering-based negative sampler clusters on.
 PROFILE_FEATURES = ["age", "gender_male", "urbanisation_code", "education_level", "marital_status_code",
@@ -71,3 +87,56 @@ def fit_strategies(folder: Path, fit: TrainingSet, calibration: TrainingSet, see
         log(f"strategy {name}: {len(sample):,} rows, calibration MAP@5 {out[f'strategy:{name}']['map_at_5']:.5f} "
             f"({time.perf_counter() - started:.0f} s)")
     return out
+
+
+def choose(table: dict) -> tuple[str, str]:
+    """The best candidate on calibration MAP@5 among those that can serve (a LightGBM booster, for
+    per-prediction contributions), and why."""
+    deployable = {name: row for name, row in table.items() if row.get("deployable", name == "production")}
+    best = max(table, key=lambda name: table[name]["map_at_5"])
+    chosen = max(deployable, key=lambda name: deployable[name]["map_at_5"])
+    reason = f"best calibration MAP@5 {table[chosen]['map_at_5']:.5f}"
+    if best != chosen:
+        reason += (f"; {best} scored higher ({table[best]['map_at_5']:.5f}) but cannot give LightGBM "
+                   "per-prediction contributions, so it is reported, not served")
+    return chosen, reason
+
+
+def review(paths: Paths, max_rows: int = STRATEGY_ROWS) -> dict:
+    """Fit every strategy for the current model version; write and return its table."""
+    from ml.train import training_data
+
+    folder = Registry(paths.models).current()
+    if folder is None:
+        raise SystemExit("no current model: run `make train` first")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    sampling, params = metadata["negative_sampling"], metadata["params"]
+    data = training_data(paths, params["seed"], sampling["non_adopters_per_adopter"], sampling["min_non_adopters"])
+    table = {"production": metadata["calibration_table"]["production"]}
+    table.update(fit_strategies(folder / "strategies", data.fit, data.calibration, params["seed"], max_rows,
+                                trees=params["best_iteration"]))
+    chosen, reason = choose(table)
+    out = {"model_version": folder.name, "rows": table, "chosen": {"candidate": chosen, "reason": reason},
+           "training_rows": {"fit": len(data.fit), "calibration": len(data.calibration)}}
+    (folder / "strategies" / TABLE_FILE).write_text(json.dumps(out, indent=2) + "\n")
+    log(f"chosen: {chosen} ({reason})")
+    return out
+
+
+def load_review(folder: Path) -> dict | None:
+    """The strategy review of a model version, or None if it has not been run."""
+    path = folder / "strategies" / TABLE_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.strategy_table", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=STRATEGY_ROWS, help="fit rows in the strategies' sample")
+    args = parser.parse_args(argv)
+    review(Paths.from_env(), args.rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

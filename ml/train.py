@@ -1,6 +1,6 @@
 """Train the stage-one propensity model (``make train``).
 
-    python -m ml.train [--non-adopters-per-adopter R] [--seed S] [--no-strategies]
+    python -m ml.train [--non-adopters-per-adopter R] [--seed S]
 
 Time-based split (README, "Models"):
   * fit cut-offs      2024-07-01 .. 2024-12-01  (label windows end by 2025-03-01)
@@ -9,10 +9,10 @@ Time-based split (README, "Models"):
 
 Sampling: every (customer, cut-off) that adopted a cross-sell product is kept with all its
 candidate products; of the others a share is kept and weighted back (``ml.training_set``).
-The LightGBM stops on MAP@5 of the calibration cut-off. The imbalance-strategy table is fitted on
-a smaller sample of the same fit rows and scored on the same calibration cut-off; the production
-model is the candidate with the best calibration MAP@5 (``choose``). Writes a new version under
-data/models/ and marks it current.
+The LightGBM stops on MAP@5 of the calibration cut-off and is calibrated there. Writes a new
+version under data/models/ and marks it current. The imbalance-strategy review
+(``ml.strategy_table``, ``make strategies``) refits the alternatives for that version outside the
+nightly window.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,38 +40,48 @@ NON_ADOPTERS_PER_ADOPTER = 1.0  # (customer, cut-off) rows without an adoption k
 MIN_NON_ADOPTERS = 50_000        # ... and at least this many (or all): a small bank keeps more
 MAX_ROUNDS = 300
 PATIENCE = 40
-STRATEGY_ROWS = 300_000  # the strategy table's sample of the fit rows (SMOTE, ADASYN, forests are slow)
 
 
-def train(paths: Paths, seed: int = 7, non_adopters_per_adopter: float = NON_ADOPTERS_PER_ADOPTER,
-          strategies: bool = True, strategy_rows: int = STRATEGY_ROWS, max_rounds: int = MAX_ROUNDS,
-          min_non_adopters: int = MIN_NON_ADOPTERS) -> Path:
-    started, cpu = time.perf_counter(), time.process_time()
-    products = target_products()
+@dataclass
+class TrainingData:
+    """The sampled rows of the fit cut-offs and of the calibration cut-off, and the relations."""
+
+    fit: TrainingSet
+    calibration: TrainingSet
+    relations: dict[str, np.ndarray]
+    sampling: dict
+
+
+def training_data(paths: Paths, seed: int, non_adopters_per_adopter: float = NON_ADOPTERS_PER_ADOPTER,
+                  min_non_adopters: int = MIN_NON_ADOPTERS) -> TrainingData:
+    """Sample, retrieve point-in-time features from Feast, split fit / calibration by cut-off."""
+    started = time.perf_counter()
     relations = relation_matrices(paths, FIT_CUTOFFS[0])
     log(f"product relations from holdings before {FIT_CUTOFFS[0]} ({time.perf_counter() - started:.0f} s)")
-    data = build_training_set(paths, get_store(paths), products, FIT_CUTOFFS + [CALIBRATION_CUTOFF], relations,
-                              non_adopters_per_adopter, seed, min_non_adopters)
+    data = build_training_set(paths, get_store(paths), target_products(), FIT_CUTOFFS + [CALIBRATION_CUTOFF],
+                              relations, non_adopters_per_adopter, seed, min_non_adopters)
     fit_rows = data.before(CALIBRATION_CUTOFF)
     fit, calibration = data.subset(np.flatnonzero(fit_rows)), data.subset(np.flatnonzero(~fit_rows))
     log(f"fit rows {len(fit):,} ({int(fit.y.sum()):,} positives), calibration rows {len(calibration):,} "
         f"({int(calibration.y.sum()):,} positives)")
+    return TrainingData(fit, calibration, relations, data.sampling)
+
+
+def train(paths: Paths, seed: int = 7, non_adopters_per_adopter: float = NON_ADOPTERS_PER_ADOPTER,
+          max_rounds: int = MAX_ROUNDS, min_non_adopters: int = MIN_NON_ADOPTERS) -> Path:
+    started, cpu = time.perf_counter(), time.process_time()
+    products = target_products()
+    data = training_data(paths, seed, non_adopters_per_adopter, min_non_adopters)
+    fit, calibration, relations = data.fit, data.calibration, data.relations
 
     booster, calibrator, report = fit_propensity(fit, calibration, seed, max_rounds)
-    table = {"production": {**report, "rows": len(fit), "trees": booster.best_iteration,
+    table = {"production": {**report, "rows": len(fit), "trees": booster.best_iteration, "deployable": True,
                             "seconds": round(time.perf_counter() - started, 1)}}
     log(f"LightGBM: {booster.best_iteration} trees, calibration MAP@5 {report['map_at_5']:.5f} "
         f"({time.perf_counter() - started:.0f} s)")
 
     registry = Registry(paths.models)
     folder = registry.new_version()
-    if strategies:
-        from ml.strategy_table import fit_strategies
-
-        table.update(fit_strategies(folder / "strategies", fit, calibration, seed, strategy_rows,
-                                    trees=booster.best_iteration))
-    chosen, reason = choose(table)
-    log(f"chosen: {chosen} ({reason})")
     metadata = {
         "version": folder.name,
         "feature_service": FEATURE_SERVICE,
@@ -84,7 +95,6 @@ def train(paths: Paths, seed: int = 7, non_adopters_per_adopter: float = NON_ADO
         "params": {**DEFAULT_PARAMS, "seed": seed, "best_iteration": booster.best_iteration,
                    "max_rounds": max_rounds, "early_stopping": f"MAP@5 of the calibration cut-off, patience {PATIENCE}"},
         "calibration_table": table,
-        "chosen": {"candidate": chosen, "reason": reason},
         "relations": {kind: int(np.count_nonzero(m)) for kind, m in relations.items()},
         "git_commit": git_commit(),
         "generator_seed": _generator_seed(paths),
@@ -107,19 +117,6 @@ def fit_propensity(fit: TrainingSet, calibration: TrainingSet, seed: int, max_ro
     return booster, fit_calibrator(raw, calibration.y, calibration.w), ranking.report(raw)
 
 
-def choose(table: dict) -> tuple[str, str]:
-    """The production candidate: best MAP@5 on the calibration cut-off among the candidates that
-    can serve (a LightGBM booster, for per-prediction contributions)."""
-    deployable = {name: row for name, row in table.items() if row.get("deployable", name == "production")}
-    best = max(table, key=lambda name: table[name]["map_at_5"])
-    chosen = max(deployable, key=lambda name: deployable[name]["map_at_5"])
-    reason = f"best calibration MAP@5 {table[chosen]['map_at_5']:.5f}"
-    if best != chosen:
-        reason += (f"; {best} scored higher ({table[best]['map_at_5']:.5f}) but cannot give LightGBM "
-                   "per-prediction contributions, so it is reported, not served")
-    return chosen, reason
-
-
 def _generator_seed(paths: Paths) -> int | None:
     manifest = paths.raw / "_manifest.json"
     return json.loads(manifest.read_text()).get("seed") if manifest.exists() else None
@@ -131,9 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--non-adopters-per-adopter", type=float, default=NON_ADOPTERS_PER_ADOPTER,
                         help="customers without an adoption kept per adopting customer (each cut-off)")
-    parser.add_argument("--no-strategies", action="store_true", help="skip the imbalance-strategy comparison")
     args = parser.parse_args(argv)
-    train(Paths.from_env(), args.seed, args.non_adopters_per_adopter, strategies=not args.no_strategies)
+    train(Paths.from_env(), args.seed, args.non_adopters_per_adopter)
     return 0
 
 

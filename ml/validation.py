@@ -8,6 +8,7 @@ are exact, not estimates; PR-AUC and the top-decile lift pool all cells and use 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from ml import metrics
@@ -25,12 +26,15 @@ class CutoffRanking:
                  n_products: int, n_customers: int):
         self.y = np.asarray(y, dtype=np.int8)
         self.w = np.asarray(w, dtype=np.float64)
-        adopters = np.unique(customer[self.y == 1])
-        in_adopter = np.isin(customer, adopters)
-        self.rows = np.flatnonzero(in_adopter)
-        self.row_customer = np.searchsorted(adopters, customer[self.rows])
+        # hash the ids: np.unique / np.isin on object arrays of ids sort with Python comparisons,
+        # which took minutes on a full-scale calibration cut-off
+        codes, _ = pd.factorize(np.asarray(customer))
+        adopter = np.zeros(codes.max() + 1 if len(codes) else 0, dtype=bool)
+        adopter[codes[self.y == 1]] = True
+        self.rows = np.flatnonzero(adopter[codes])
+        self.row_customer = (np.cumsum(adopter) - 1)[codes[self.rows]]
         self.row_product = np.asarray(product)[self.rows]
-        self.shape = (len(adopters), n_products)
+        self.shape = (int(adopter.sum()), n_products)
         self.labels = np.zeros(self.shape, dtype=bool)
         self.labels[self.row_customer, self.row_product] = self.y[self.rows] == 1
         self.ineligible = np.ones(self.shape, dtype=bool)

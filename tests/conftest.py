@@ -69,13 +69,15 @@ def trained_data_dir(feature_data_dir) -> Path:
     """
     from ml.config import Paths
     from ml.evaluate import evaluate
+    from ml.strategy_table import review
     from ml.train import train
 
     paths = Paths(data=feature_data_dir, reports=feature_data_dir / "reports")
     hidden = feature_data_dir / "oracle.hidden"
     (feature_data_dir / "oracle").rename(hidden)
     try:
-        train(paths, seed=7, min_non_adopters=15_000, strategies=True, strategy_rows=60_000)
+        train(paths, seed=7, min_non_adopters=15_000)
+        review(paths, max_rows=60_000)
     finally:
         hidden.rename(feature_data_dir / "oracle")
     evaluate(paths)

@@ -7,6 +7,7 @@ import pytest
 
 from ml.config import Paths
 from ml.registry import Registry
+from ml.strategy_table import load_review
 
 SUMMARY_KEYS = {"map_at_5", "oracle_map_at_5", "observable_oracle_map_at_5", "ndcg_at_5", "recall_at_5",
                 "precision_at_5", "pr_auc", "top_decile_lift", "brier", "n_customers", "positive_rate",
@@ -31,12 +32,17 @@ def test_model_version_is_complete_and_current(trained_data_dir):
     assert (current / "model.txt").exists() and (current / "calibration.joblib").exists()
 
 
-def test_production_model_is_chosen_on_the_calibration_cutoff(trained_data_dir):
+def test_strategy_review_compares_every_strategy_with_production_on_the_calibration_cutoff(trained_data_dir):
     current = Registry(Paths(data=trained_data_dir, reports=trained_data_dir).models).current()
     metadata = json.loads((current / "metadata.json").read_text())
-    table = metadata["calibration_table"]
+    review = load_review(current)
+    assert review["model_version"] == current.name
+    table = review["rows"]
     assert {f"strategy:{name}" for name in STRATEGIES} | {"production"} <= set(table)
-    chosen = metadata["chosen"]["candidate"]
+    assert table["production"] == metadata["calibration_table"]["production"]
+    assert review["training_rows"] == metadata["rows"]  # it rebuilt the version's own sample
+    assert table["strategy:none"]["rows"] <= metadata["rows"]["fit"]
+    chosen = review["chosen"]["candidate"]
     deployable = [name for name, row in table.items() if row.get("deployable", name == "production")]
     assert chosen in deployable
     assert table[chosen]["map_at_5"] == max(table[name]["map_at_5"] for name in deployable)
