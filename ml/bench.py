@@ -86,12 +86,18 @@ def _forget_materialisation(paths: Paths) -> None:
         (paths.feast / name).unlink(missing_ok=True)
 
 
-def _json_object(text: bytes) -> dict:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+def _json_object(output: bytes) -> dict:
+    """The JSON object a command printed last (other output, e.g. Feast's progress, may precede it)."""
+    text = output.decode(errors="replace")
+    last = text.rfind("\n{")
+    for candidate in (text, text[last + 1:] if last >= 0 else ""):
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return {}
 
 
 def bench_pipeline(customers: int, seed: int, paths: Paths, only: list[str] | None) -> dict:

@@ -32,7 +32,8 @@ def test_pipeline_steps_are_make_pipeline_in_order():
 def test_run_step_sums_its_commands_and_keeps_a_printed_json_object():
     py = sys.executable
     result = bench.run_step("demo", [[py, "-c", "print('not json')"],
-                                     [py, "-c", "import json; print(json.dumps({'materialize_s': 1.5}))"]], env=None)
+                                     [py, "-c", "import json; print('Materializing 2 feature views'); "
+                                                "print(json.dumps({'materialize_s': 1.5}, indent=2))"]], env=None)
     assert result["detail"] == {"materialize_s": 1.5}
     assert result["seconds"] >= 0 and result["cpu_seconds"] >= 0 and result["peak_rss_mb"] > 0
 
