@@ -547,8 +547,8 @@ def train_without(paths: Paths, product_id: str, seed: int = 7, non_adopters_per
     from ml.dataset import target_products
     from ml.model import PropensityModel
     from ml.recommend import feature_store
-    from ml.train import CALIBRATION_CUTOFF, FIT_CUTOFFS, MIN_NON_ADOPTERS, NON_ADOPTERS_PER_ADOPTER, fit_propensity
-    from ml.training_set import build_training_set, relation_matrices
+    from ml.train import FIT_CUTOFFS, MIN_NON_ADOPTERS, NON_ADOPTERS_PER_ADOPTER, fit_propensity, training_data
+    from ml.training_set import relation_matrices
 
     ratio = NON_ADOPTERS_PER_ADOPTER if non_adopters_per_adopter is None else non_adopters_per_adopter
     cache = paths.data / "cold_start" / f"without_{product_id}_seed{seed}_ratio{ratio:g}"
@@ -563,15 +563,13 @@ def train_without(paths: Paths, product_id: str, seed: int = 7, non_adopters_per
     for matrix in relations.values():        # no relation-graph column or row for the held-out product
         matrix[j, :] = 0.0
         matrix[:, j] = 0.0
-    data = build_training_set(paths, feature_store(paths), products, FIT_CUTOFFS + [CALIBRATION_CUTOFF],
-                              relations, ratio, seed, MIN_NON_ADOPTERS)
-    log(f"without {product_id}: {len(data):,} rows ({time.perf_counter() - started:.0f} s)")
-    fit_rows = data.before(CALIBRATION_CUTOFF)
-    booster, calibrator, _ = fit_propensity(data.subset(np.flatnonzero(fit_rows)),
-                                            data.subset(np.flatnonzero(~fit_rows)), seed)
+    data = training_data(paths, seed, ratio, MIN_NON_ADOPTERS, products, relations, feature_store(paths))
+    rows = len(data.fit) + len(data.calibration)
+    log(f"without {product_id}: {rows:,} rows ({time.perf_counter() - started:.0f} s)")
+    booster, calibrator, _ = fit_propensity(data.fit, data.calibration, seed)
     model = PropensityModel(booster, calibrator, products, relations,
                             {"version": f"without-{product_id}", "held_out_product": product_id,
-                             "negative_sampling": data.sampling, "rows": len(data), "seed": seed,
+                             "negative_sampling": data.sampling, "rows": rows, "seed": seed,
                              "trained_seconds": round(time.perf_counter() - started, 1)})
     model.save(cache)
     log(f"without {product_id}: {booster.num_trees()} trees ({time.perf_counter() - started:.0f} s)")

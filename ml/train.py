@@ -53,13 +53,19 @@ class TrainingData:
 
 
 def training_data(paths: Paths, seed: int, non_adopters_per_adopter: float = NON_ADOPTERS_PER_ADOPTER,
-                  min_non_adopters: int = MIN_NON_ADOPTERS) -> TrainingData:
-    """Sample, retrieve point-in-time features from Feast, split fit / calibration by cut-off."""
+                  min_non_adopters: int = MIN_NON_ADOPTERS, products: list[str] | None = None,
+                  relations: dict[str, np.ndarray] | None = None, store=None) -> TrainingData:
+    """Sample, retrieve point-in-time features from Feast, split fit / calibration by cut-off.
+    Defaults: every target product, relations from holdings before the first fit cut-off, the
+    feature store of ``paths`` (cold start passes its own products and relations)."""
     started = time.perf_counter()
-    relations = relation_matrices(paths, FIT_CUTOFFS[0])
-    log(f"product relations from holdings before {FIT_CUTOFFS[0]} ({time.perf_counter() - started:.0f} s)")
-    data = build_training_set(paths, get_store(paths), target_products(), FIT_CUTOFFS + [CALIBRATION_CUTOFF],
-                              relations, non_adopters_per_adopter, seed, min_non_adopters)
+    if relations is None:
+        relations = relation_matrices(paths, FIT_CUTOFFS[0])
+        log(f"product relations from holdings before {FIT_CUTOFFS[0]} ({time.perf_counter() - started:.0f} s)")
+    data = build_training_set(paths, get_store(paths) if store is None else store,
+                              target_products() if products is None else products,
+                              FIT_CUTOFFS + [CALIBRATION_CUTOFF], relations, non_adopters_per_adopter, seed,
+                              min_non_adopters)
     fit_rows = data.before(CALIBRATION_CUTOFF)
     fit, calibration = data.subset(np.flatnonzero(fit_rows)), data.subset(np.flatnonzero(~fit_rows))
     log(f"fit rows {len(fit):,} ({int(fit.y.sum()):,} positives), calibration rows {len(calibration):,} "
@@ -70,9 +76,8 @@ def training_data(paths: Paths, seed: int, non_adopters_per_adopter: float = NON
 def train(paths: Paths, seed: int = 7, non_adopters_per_adopter: float = NON_ADOPTERS_PER_ADOPTER,
           max_rounds: int = MAX_ROUNDS, min_non_adopters: int = MIN_NON_ADOPTERS) -> Path:
     started, cpu = time.perf_counter(), time.process_time()
-    products = target_products()
     data = training_data(paths, seed, non_adopters_per_adopter, min_non_adopters)
-    fit, calibration, relations = data.fit, data.calibration, data.relations
+    fit, calibration, relations, products = data.fit, data.calibration, data.relations, data.fit.products
 
     booster, calibrator, report = fit_propensity(fit, calibration, seed, max_rounds)
     table = {"production": {**report, "rows": len(fit), "trees": booster.best_iteration, "deployable": True,
