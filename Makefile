@@ -50,16 +50,16 @@ features: $(INSTALLED)  ## feast apply + materialise the online store
 	$(PY) -m ml.features
 
 train: $(INSTALLED)  ## train the propensity models (versioned under data/models)
-	$(PY) -m ml.train
+	$(PY) -m ml.training.train
 
 score: $(INSTALLED)  ## nightly scoring: stage one for every customer, match-score reference, suitability audit
-	$(PY) -m ml.recommend batch
+	$(PY) -m ml.recommendation.batch
 
 strategies: $(INSTALLED)  ## the imbalance-strategy review of the current model (not nightly: refits ten candidates)
-	$(PY) -m ml.strategy_table
+	$(PY) -m ml.imbalance.strategy_review
 
 evaluate: $(INSTALLED)  ## evaluate on the held-out cut-off; writes reports/
-	$(PY) -m ml.evaluate
+	$(PY) -m ml.evaluation.evaluate
 
 nightly: warehouse relations features train score  ## the nightly job on the bank's extract, in order
 
@@ -81,27 +81,28 @@ INTEREST_MODELS := category additive
 
 replay: eval-bank  ## two-stage replay on the unseen seed (writes two_stage into reports/metrics.json)
 	for model in $(INTEREST_MODELS); do \
-		$(PY) -m ml.rerank simulate-logs --interest-model $$model $(if $(LOG_CUSTOMERS),--limit $(LOG_CUSTOMERS)) && \
-		$(PY) -m ml.rerank train --interest-model $$model || exit 1; \
+		$(PY) -m ml.evaluation.simulated_logs --interest-model $$model $(if $(LOG_CUSTOMERS),--limit $(LOG_CUSTOMERS)) && \
+		$(PY) -m ml.recommendation.rerank_training --interest-model $$model || exit 1; \
 	done
-	$(PY) -m ml.replay --eval-data-dir $(EVAL_DIR) --also-k 3 --also-interest-model $(wordlist 2,9,$(INTEREST_MODELS)) \
+	$(PY) -m ml.evaluation.replay --eval-data-dir $(EVAL_DIR) --also-k 3 --also-interest-model $(wordlist 2,9,$(INTEREST_MODELS)) \
 		$(if $(REPLAY_SESSIONS),--sessions $(REPLAY_SESSIONS))
 
 cold-start: eval-bank  ## hold a product out of training, rank its real adopters (writes cold_start)
-	$(PY) -m ml.cold_start evaluate --product PRO_CAR --eval-data-dir $(EVAL_DIR)
+	$(PY) -m ml.evaluation.cold_start --product PRO_CAR --eval-data-dir $(EVAL_DIR)
 
 serve: $(INSTALLED)  ## start the API under gunicorn on $(HOST):$(PORT)
 	$(VENV)/bin/gunicorn --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) "serving:create_app()"
 
 demo: pipeline  ## run the whole pipeline at demo scale and start the API
-	@$(PY) -m serving.examples --host $(HOST) --port $(PORT) || true
+	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT) || true
 	$(MAKE) --no-print-directory serve
 
-test: $(INSTALLED)  ## the full test suite (builds its own test-scale data in a temp dir)
+test: $(INSTALLED)  ## the import contracts, then the full test suite (builds its own test-scale data in a temp dir)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
-	$(PY) -m ml.bench --scale $(SCALE) --seed $(SEED) --workers $(WORKERS) --threads $(THREADS)
+	$(PY) -m benchmarks.bench --scale $(SCALE) --seed $(SEED) --workers $(WORKERS) --threads $(THREADS)
 
 clean:  ## remove generated data and reports (keeps .venv)
 	rm -rf data reports target logs

@@ -6,20 +6,20 @@ from feast.types import Array, Float32, Int64, String, UnixTimestamp
 
 from data_sources import customer_feature_vectors, customer_feedback_push
 from entities import customer
-from ml.feature_layout import FEEDBACK_COLUMNS, LAST_ANSWERS_FEATURE, STAGE_ONE_FEATURES, VECTOR_FEATURE
+from ml.features.layout import FEEDBACK_COLUMNS, LAST_ANSWERS_FEATURE, STAGE_ONE_FEATURES, VECTOR_FEATURE
 
 customer_features = FeatureView(
     name="customer_features",
     entities=[customer],
     ttl=timedelta(days=45),  # monthly snapshots: a row older than a month and a half is stale
     schema=[Field(name=VECTOR_FEATURE, dtype=Array(Float32),
-                  description="Model inputs in the order of ml.feature_layout.STAGE_ONE_FEATURES "
+                  description="Model inputs in the order of ml.features.layout.STAGE_ONE_FEATURES "
                               f"({len(STAGE_ONE_FEATURES)} values; NaN = never happened).")],
     source=customer_feature_vectors,
     online=True,
     description="Profile, holdings, recency/frequency/monetary, channels, activity and triggers at a snapshot.",
     owner="ml-platform@lingxi",
-    tags={"dbt_model": "customer_features_monthly", "layout": "ml.feature_layout"},
+    tags={"dbt_model": "customer_features_monthly", "layout": "ml.features.layout"},
 )
 
 customer_feedback = FeatureView(

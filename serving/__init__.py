@@ -15,6 +15,18 @@ from typing import Any
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
+from ml.core.catalogue import load_catalogue
+
+from . import auth, errors, logs
+from . import config as serving_config
+from .api import register
+from .api.common import EXTENSION
+from .engine import load_engine
+from .feedback_push import FeedbackPusher
+from .snapshot import SnapshotManager
+from .store import open_store
+from .workflow import Services
+
 __all__ = ["create_app"]
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
@@ -42,16 +54,6 @@ def _load_openapi() -> dict[str, Any]:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app. ``test_config`` overrides ``LINGXI_*`` keys; ``LINGXI_ENGINE`` may be an engine
     object, and ``LINGXI_CLOCK`` a zero-argument callable returning an aware UTC datetime (tests)."""
-    from . import auth, errors, logs
-    from . import config as serving_config
-    from .api import register
-    from .api.common import EXTENSION
-    from .catalogue import load_catalogue
-    from .engine import load_engine
-    from .feedback_push import FeedbackPusher
-    from .snapshot import SnapshotManager
-    from .store import open_store
-    from .workflow import Services
 
     app = Flask(__name__)
     app.config.from_mapping(serving_config.from_env())

@@ -4,11 +4,11 @@ Every key is a ``LINGXI_*`` name; ``create_app(test_config)`` may override any o
 
 | key | default | meaning |
 |---|---|---|
-| LINGXI_DATA_DIR | ``ml.config.Paths`` default (``data/``) | data directory (marts, feedback.db, tokens) |
+| LINGXI_DATA_DIR | ``ml.core.config.Paths`` default (``data/``) | data directory (marts, feedback.db, tokens) |
 | LINGXI_FEEDBACK_DB_URL | ``sqlite:///$LINGXI_DATA_DIR/feedback.db`` | ``sqlite:///path`` or ``postgresql://...`` |
 | LINGXI_TOKENS_FILE | ``$LINGXI_DATA_DIR/tokens.json`` | hashed API tokens (JSON or TOML), see ``serving.tokens`` |
 | LINGXI_TOKENS | (empty) | the same structure as JSON text, merged with the file |
-| LINGXI_ENGINE | ``ml.recommend:load_engine`` | ``module:callable`` returning the engine; called with ``data_dir=``. Tests set e.g. ``serving_fakes:FakeEngine`` (testing hook) or inject an object |
+| LINGXI_ENGINE | ``ml.engine.loading:load_engine`` | ``module:callable`` returning the engine; called with ``data_dir=``. Tests set e.g. ``serving_fakes:FakeEngine`` (testing hook) or inject an object |
 | LINGXI_PRODUCTS_CSV | ``seeds/products.csv`` | product catalogue |
 | LINGXI_MAX_BODY_BYTES | 65536 | larger bodies get 413 |
 | LINGXI_SUPPRESSION_DAYS | 90 | "not interested" hides a product from a customer for this many days |
@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ml.config import SEEDS_DIR, Paths
+from ml.core.config import SEEDS_DIR, Paths
 
-DEFAULT_ENGINE = "ml.recommend:load_engine"
+DEFAULT_ENGINE = "ml.engine.loading:load_engine"
 
 
 def _bool(text: str) -> bool:

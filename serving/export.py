@@ -31,23 +31,10 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import config as serving_config
-from .store import EXPORT_COLUMNS, SqlStore, open_store, redact
+from ml.core.feedback_log import PART, SCHEMAS
 
-_TS = pa.timestamp("us")
-SCHEMAS = {
-    "recommendations": pa.schema([
-        ("recommendation_id", pa.string()), ("customer_id", pa.string()), ("manager_id", pa.string()),
-        ("stage", pa.int32()), ("parent_recommendation_id", pa.string()), ("product_id", pa.string()),
-        ("rank", pa.int32()), ("score", pa.float64()), ("match_score", pa.int32()), ("model_version", pa.string()),
-        ("created_at", _TS)]),
-    "feedback": pa.schema([
-        ("feedback_id", pa.string()), ("recommendation_id", pa.string()), ("customer_id", pa.string()),
-        ("product_id", pa.string()), ("manager_id", pa.string()), ("response", pa.string()),
-        ("recorded_at", _TS), ("idempotency_key", pa.string())]),
-}
-assert all(tuple(SCHEMAS[t].names) == EXPORT_COLUMNS[t] for t in SCHEMAS)
-PART = "part-00000.parquet"
+from . import config as serving_config
+from .store import SqlStore, open_store, redact
 
 
 def _replace_atomically(tmp: Path, final: Path) -> None:

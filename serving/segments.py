@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from ml.core.catalogue import Catalogue
+
 from . import validation as v
-from .catalogue import Catalogue
 from .errors import ApiError
 from .snapshot import ASSET_LEVELS, RISK_PREFERENCES, TRIGGER_COLUMNS, Snapshot
 
@@ -67,7 +68,7 @@ def _holdings(body: dict, field: str, catalogue: Catalogue) -> tuple[tuple[str, 
     unknown = [p for p in products if p not in catalogue]
     if unknown:
         raise ApiError(422, "unknown_product", f"unknown product(s): {', '.join(unknown[:5])}")
-    bad = [c for c in categories if c not in catalogue.categories]
+    bad = [c for c in categories if c not in catalogue.category_names]
     if bad:
         raise ApiError(422, "unknown_category", f"unknown categor(ies): {', '.join(bad[:5])}")
     return tuple(products), tuple(categories)

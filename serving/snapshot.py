@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .catalogue import Catalogue
+from ml.core.catalogue import Catalogue
 
 log = logging.getLogger("lingxi.serving")
 
@@ -177,9 +177,9 @@ def load_snapshot(source: Source, catalogue: Catalogue) -> Snapshot:
     if missing:
         raise SnapshotError(f"{source.customer_360.name} lacks required columns {missing}")
     warnings: list[str] = []
-    holding_cols = {p: HOLDING_COLUMN.format(product=p.lower()) for p in catalogue.products}
+    holding_cols = {p: HOLDING_COLUMN.format(product=p.lower()) for p in catalogue.ids}
     category_cols = {c: next((n.format(category=c) for n in CATEGORY_COUNT_COLUMNS if n.format(category=c) in names),
-                             CATEGORY_COUNT_COLUMNS[0].format(category=c)) for c in catalogue.categories}
+                             CATEGORY_COUNT_COLUMNS[0].format(category=c)) for c in catalogue.category_names}
     wanted = list(CORE_COLUMNS.values())
     wanted += [col for col in category_cols.values() if col in names]
     wanted += [AS_OF_COLUMN] if AS_OF_COLUMN in names else []

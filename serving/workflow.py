@@ -20,9 +20,17 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from .catalogue import Catalogue
-from .engine import (ALREADY_HELD, SUPPRESSED_NOT_INTERESTED, ColdStartResult, EngineSlot, Ranking,
-                     RecommendationEngine, UnknownCustomer)
+from ml.core.catalogue import Catalogue
+from ml.recommendation.contract import (
+    ALREADY_HELD,
+    SUPPRESSED_NOT_INTERESTED,
+    ColdStartResult,
+    Ranking,
+    RecommendationEngine,
+    UnknownCustomer,
+)
+
+from .engine import EngineSlot
 from .errors import ApiError
 from .feedback_push import FeedbackPusher
 from .snapshot import RECENT_EVENT_COLUMNS, Snapshot, SnapshotManager

@@ -32,7 +32,7 @@ def run_dbt_build(data_dir: Path) -> None:
     import subprocess
     import sys
 
-    from ml.config import PROJECT_ROOT
+    from ml.core.config import PROJECT_ROOT
 
     env = {**os.environ, "LINGXI_DATA_DIR": str(data_dir), "DBT_PROFILES_DIR": str(PROJECT_ROOT)}
     dbt = Path(sys.executable).with_name("dbt")
@@ -54,8 +54,8 @@ def warehouse_data_dir(raw_data_dir) -> Path:
 @pytest.fixture(scope="session")
 def feature_data_dir(warehouse_data_dir) -> Path:
     """The test bank with Feast applied and the current snapshot materialised online."""
-    from ml.config import Paths
-    from ml.features import run
+    from ml.core.config import Paths
+    from ml.features.store import run
 
     run(Paths(data=warehouse_data_dir, reports=warehouse_data_dir / "reports"))
     return warehouse_data_dir
@@ -67,10 +67,10 @@ def trained_data_dir(feature_data_dir) -> Path:
 
     Training runs with the oracle folder moved away: models must never need it.
     """
-    from ml.config import Paths
-    from ml.evaluate import evaluate
-    from ml.strategy_table import review
-    from ml.train import train
+    from ml.core.config import Paths
+    from ml.evaluation.evaluate import evaluate
+    from ml.imbalance.strategy_review import review
+    from ml.training.train import train
 
     paths = Paths(data=feature_data_dir, reports=feature_data_dir / "reports")
     hidden = feature_data_dir / "oracle.hidden"

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ml.config import customers_for_scale
+from ml.core.config import customers_for_scale
 from ml.datagen.generate import generate, manifest_matches
 
 

@@ -36,12 +36,12 @@ from typing import Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from ml.config import HOLDOUT_CUTOFF
+from ml.core.config import DEFAULT_INTEREST_MODEL, HOLDOUT_CUTOFF, INTEREST_MODELS
 from ml.datagen import world
+from ml.datagen.generate import GENERATOR_VERSION
+from ml.datagen.population import draw_population
 
 RESPONSES = ("interested", "not_interested", "already_owns")
-INTEREST_MODELS = ("category", "additive")
-DEFAULT_INTEREST_MODEL = "category"
 # Only the simulator uses this. Chosen once, on the development bank (seed 42, 20k customers), so
 # that the category model's mean interest over every suitable (customer, cross-sell product) pair
 # equals the additive model's (about 6%): the models differ in how answers hang together, not in
@@ -126,9 +126,6 @@ class LatentFactors:
 
     @classmethod
     def redraw(cls, oracle_dir: Path, customer_ids: np.ndarray) -> "LatentFactors":
-        from ml.datagen.generate import GENERATOR_VERSION
-        from ml.datagen.population import draw_population
-
         meta = json.loads((Path(oracle_dir) / "world.json").read_text())
         if str(meta.get("generator_version")) != GENERATOR_VERSION:
             raise ValueError(f"{oracle_dir} was written by generator version {meta.get('generator_version')}; "

@@ -12,7 +12,12 @@ import numpy as np
 from tqdm import tqdm
 
 from ml.datagen import world
-from ml.datagen.simulate import Parameters, calibrate, default_oracle_cutoffs, simulate_chunk
+from ml.datagen.simulate import (
+    Parameters,
+    calibrate,
+    default_oracle_cutoffs,
+    simulate_chunk,
+)
 from ml.datagen.writer import write_chunk
 
 GENERATOR_VERSION = "2"

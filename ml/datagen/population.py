@@ -8,7 +8,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from ml.config import EXTRACT_DATE, HISTORY_START, SEEDS_DIR
+from ml.core.config import EXTRACT_DATE, HISTORY_START, SEEDS_DIR
 from ml.datagen import world
 
 # Region mix: Wuxi districts dominate (85%), the rest are customers who moved or work elsewhere.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ml.config import CUTOFFS, HISTORY_START, LABEL_WINDOW_MONTHS
+from ml.core.config import CUTOFFS, HISTORY_START, LABEL_WINDOW_MONTHS
 from ml.datagen import world
 from ml.datagen.population import Population, draw_population
 from ml.datagen.scoring import MonthState, Scorer, sigmoid, solve_base

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml.config import EXTRACT_DATE, HOLDOUT_CUTOFF, SEEDS_DIR
+from ml.core.config import EXTRACT_DATE, HOLDOUT_CUTOFF, SEEDS_DIR
 
 HOLDINGS_SQL = """
 with opens_closes as (

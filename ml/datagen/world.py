@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.config import SEEDS_DIR
+from ml.core.catalogue import CATEGORIES
+from ml.core.config import SEEDS_DIR
 
-CATEGORIES = ("savings", "protection", "credit", "wealth")
 RISK_PREFERENCES = ("conservative", "cautious", "balanced", "growth", "aggressive")
 EDUCATION = ("primary", "secondary", "vocational", "bachelor", "postgraduate")
 MARITAL = ("single", "married", "divorced", "widowed")

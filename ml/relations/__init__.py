@@ -1,4 +1,4 @@
-"""Product relations (issue #6): substitute / complement / neutral pairs from co-holding,
+"""Product relations: substitute / complement / neutral pairs from co-holding,
 co-adoption and product attributes, as a table, P x P matrices and per-customer graph features.
 
     python -m ml.relations --holdings PATH [--format csv|parquet] --out PATH

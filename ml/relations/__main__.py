@@ -10,10 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from ml.catalogue import CATALOGUE_PATH, load_catalogue
+from ml.core.catalogue import CATALOGUE_PATH, load_catalogue
 from ml.relations.compute import RelationParams, compute_relations
 from ml.relations.graph import write_table
-from ml.relations.holdings import FORMATS, detect_format, holdings_from_events, load_holdings
+from ml.relations.holdings import (
+    FORMATS,
+    detect_format,
+    holdings_from_events,
+    load_holdings,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml.catalogue import load_catalogue
+from ml.core.catalogue import load_catalogue
 from ml.relations.holdings import detect_format
 
 # kind -> (column for a->b, column for b->a); M[i, j] reads "from product i to product j"

@@ -7,7 +7,16 @@ API_PREFIX = "/api/v1"
 
 
 def register(app: Flask) -> None:
-    from . import customers, dashboard, docs, feedback, health, products, recommendations, segments
+    from . import (
+        customers,
+        dashboard,
+        docs,
+        feedback,
+        health,
+        products,
+        recommendations,
+        segments,
+    )
 
     app.register_blueprint(health.bp)
     for module in (docs, customers, segments, recommendations, feedback, products, dashboard):

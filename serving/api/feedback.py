@@ -5,9 +5,9 @@ from flask import Blueprint, g, request
 
 from .. import validation as v
 from .. import workflow
+from ..auth import require
 from ..engine import RESPONSES
 from ..errors import ApiError
-from ..auth import require
 from .common import acting_manager, recommendation_id_param, services
 
 bp = Blueprint("feedback", __name__)

@@ -5,10 +5,11 @@ import re
 
 from flask import Blueprint
 
+from ml.core.catalogue import CATEGORIES, RISK_LEVELS
+
 from .. import validation as v
 from .. import workflow
 from ..auth import require
-from ..catalogue import CATEGORIES, RISK_LEVELS
 from ..errors import ApiError
 from .common import READ_ROLES, services
 
@@ -26,7 +27,7 @@ def list_products():
     return {"products": [{**p.summary(), "min_investment_cny": p.min_investment_cny,
                           "expected_return_pct": p.expected_return_pct, "target_age_min": p.target_age_min,
                           "target_age_max": p.target_age_max, "tags": list(p.tags)}
-                         for p in catalogue.products.values()]}
+                         for p in catalogue]}
 
 
 def _product(body: dict) -> dict:

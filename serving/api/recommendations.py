@@ -7,7 +7,13 @@ from .. import validation as v
 from .. import workflow
 from ..auth import require
 from ..errors import ApiError
-from .common import READ_ROLES, acting_manager, customer_id_param, recommendation_id_param, services
+from .common import (
+    READ_ROLES,
+    acting_manager,
+    customer_id_param,
+    recommendation_id_param,
+    services,
+)
 
 bp = Blueprint("recommendations", __name__)
 MAX_K = 10

@@ -3,10 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import (EXPORT_COLUMNS, FeedbackResult, FeedbackRow, Recommendation, ShownProduct, SqlStore,
-                   row_key, utc)
+from .base import (
+    FeedbackResult,
+    FeedbackRow,
+    Recommendation,
+    ShownProduct,
+    SqlStore,
+    row_key,
+    utc,
+)
 
-__all__ = ["EXPORT_COLUMNS", "FeedbackResult", "FeedbackRow", "Recommendation", "ShownProduct", "SqlStore",
+__all__ = ["FeedbackResult", "FeedbackRow", "Recommendation", "ShownProduct", "SqlStore",
            "open_store", "redact", "row_key", "utc"]
 
 

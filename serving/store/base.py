@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-SCHEMA_VERSION = 1
+from ml.core.feedback_log import EXPORT_COLUMNS
+
+from .schema import SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,6 @@ class FeedbackResult:
     rows: tuple[FeedbackRow, ...] = ()
 
 
-EXPORT_COLUMNS = {
-    "recommendations": ("recommendation_id", "customer_id", "manager_id", "stage", "parent_recommendation_id",
-                        "product_id", "rank", "score", "match_score", "model_version", "created_at"),
-    "feedback": ("feedback_id", "recommendation_id", "customer_id", "product_id", "manager_id", "response",
-                 "recorded_at", "idempotency_key"),
-}
 _EXPORT_SQL = {
     "recommendations": """
         SELECT l.recommendation_id, l.customer_id, l.manager_id, l.stage, l.parent_recommendation_id,

@@ -11,53 +11,11 @@ from typing import Any
 import psycopg
 
 from .base import SqlStore, utc
+from .schema import POSTGRES, ddl
 
 _LOCK_ID = 7_350_001  # arbitrary, constant: "lingxi schema"
 
-DDL = (
-    f"SELECT pg_advisory_xact_lock({_LOCK_ID})",
-    "CREATE TABLE IF NOT EXISTS lingxi_schema (version INTEGER NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS recommendation_lists (
-        recommendation_id TEXT PRIMARY KEY,
-        customer_id TEXT NOT NULL,
-        manager_id TEXT,
-        stage INTEGER NOT NULL CHECK (stage IN (1, 2)),
-        parent_recommendation_id TEXT REFERENCES recommendation_lists (recommendation_id),
-        model_version TEXT NOT NULL,
-        created_at TIMESTAMPTZ NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS recommendation_lists_created ON recommendation_lists (created_at)",
-    "CREATE INDEX IF NOT EXISTS recommendation_lists_customer ON recommendation_lists (customer_id)",
-    """CREATE TABLE IF NOT EXISTS recommendation_items (
-        recommendation_id TEXT NOT NULL REFERENCES recommendation_lists (recommendation_id),
-        product_id TEXT NOT NULL,
-        rank INTEGER NOT NULL,
-        score DOUBLE PRECISION NOT NULL,
-        match_score INTEGER NOT NULL,
-        reasons TEXT NOT NULL,
-        tags TEXT NOT NULL,
-        PRIMARY KEY (recommendation_id, product_id))""",
-    """CREATE TABLE IF NOT EXISTS feedback_requests (
-        idempotency_key TEXT PRIMARY KEY,
-        request_hash TEXT NOT NULL,
-        recommendation_id TEXT NOT NULL REFERENCES recommendation_lists (recommendation_id),
-        manager_id TEXT NOT NULL,
-        recorded_at TIMESTAMPTZ NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS feedback (
-        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        feedback_id TEXT NOT NULL UNIQUE,
-        recommendation_id TEXT NOT NULL REFERENCES recommendation_lists (recommendation_id),
-        customer_id TEXT NOT NULL,
-        product_id TEXT NOT NULL,
-        manager_id TEXT NOT NULL,
-        response TEXT NOT NULL CHECK (response IN ('interested', 'not_interested', 'already_owns')),
-        recorded_at TIMESTAMPTZ NOT NULL,
-        idempotency_key TEXT NOT NULL UNIQUE,
-        request_key TEXT NOT NULL REFERENCES feedback_requests (idempotency_key),
-        UNIQUE (request_key, product_id))""",
-    "CREATE INDEX IF NOT EXISTS feedback_customer ON feedback (customer_id, product_id, recorded_at)",
-    "CREATE INDEX IF NOT EXISTS feedback_recommendation ON feedback (recommendation_id, product_id)",
-    "CREATE INDEX IF NOT EXISTS feedback_recorded ON feedback (recorded_at)",
-)
+DDL = (f"SELECT pg_advisory_xact_lock({_LOCK_ID})", *ddl(POSTGRES))
 
 
 class PostgresStore(SqlStore):

@@ -14,52 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from .base import SqlStore, utc
+from .schema import SQLITE, ddl
 
 _FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS lingxi_schema (version INTEGER NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS recommendation_lists (
-        recommendation_id TEXT PRIMARY KEY,
-        customer_id TEXT NOT NULL,
-        manager_id TEXT,
-        stage INTEGER NOT NULL CHECK (stage IN (1, 2)),
-        parent_recommendation_id TEXT REFERENCES recommendation_lists (recommendation_id),
-        model_version TEXT NOT NULL,
-        created_at TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS recommendation_lists_created ON recommendation_lists (created_at)",
-    "CREATE INDEX IF NOT EXISTS recommendation_lists_customer ON recommendation_lists (customer_id)",
-    """CREATE TABLE IF NOT EXISTS recommendation_items (
-        recommendation_id TEXT NOT NULL REFERENCES recommendation_lists (recommendation_id),
-        product_id TEXT NOT NULL,
-        rank INTEGER NOT NULL,
-        score DOUBLE PRECISION NOT NULL,
-        match_score INTEGER NOT NULL,
-        reasons TEXT NOT NULL,
-        tags TEXT NOT NULL,
-        PRIMARY KEY (recommendation_id, product_id))""",
-    """CREATE TABLE IF NOT EXISTS feedback_requests (
-        idempotency_key TEXT PRIMARY KEY,
-        request_hash TEXT NOT NULL,
-        recommendation_id TEXT NOT NULL REFERENCES recommendation_lists (recommendation_id),
-        manager_id TEXT NOT NULL,
-        recorded_at TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS feedback (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        feedback_id TEXT NOT NULL UNIQUE,
-        recommendation_id TEXT NOT NULL REFERENCES recommendation_lists (recommendation_id),
-        customer_id TEXT NOT NULL,
-        product_id TEXT NOT NULL,
-        manager_id TEXT NOT NULL,
-        response TEXT NOT NULL CHECK (response IN ('interested', 'not_interested', 'already_owns')),
-        recorded_at TEXT NOT NULL,
-        idempotency_key TEXT NOT NULL UNIQUE,
-        request_key TEXT NOT NULL REFERENCES feedback_requests (idempotency_key),
-        UNIQUE (request_key, product_id))""",
-    "CREATE INDEX IF NOT EXISTS feedback_customer ON feedback (customer_id, product_id, recorded_at)",
-    "CREATE INDEX IF NOT EXISTS feedback_recommendation ON feedback (recommendation_id, product_id)",
-    "CREATE INDEX IF NOT EXISTS feedback_recorded ON feedback (recorded_at)",
-)
+DDL = ddl(SQLITE)
 
 
 class SqliteStore(SqlStore):

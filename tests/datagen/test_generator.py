@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from ml.config import HOLDOUT_CUTOFF, PROJECT_ROOT
+from ml.core.config import HOLDOUT_CUTOFF, PROJECT_ROOT
 from ml.datagen import RESPONSES, FeedbackSimulator, generate
 from ml.datagen.stats import any_non_savings, product_rates
 

@@ -9,10 +9,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from ml.config import Paths
-from ml.feature_layout import STAGE_ONE_FEATURES, VECTOR_FEATURE, from_vectors
-from ml.feature_layout import LAST_ANSWERS_FEATURE, last_answers
-from ml.features import FEEDBACK_COLUMNS, CustomerNotFound, OnlineFeatures, build_feedback_source, get_store
+from ml.core.config import Paths
+from ml.features.layout import (
+    FEEDBACK_COLUMNS,
+    LAST_ANSWERS_FEATURE,
+    STAGE_ONE_FEATURES,
+    VECTOR_FEATURE,
+    from_vectors,
+    last_answers,
+)
+from ml.features.online import CustomerNotFound, OnlineFeatures
+from ml.features.store import build_feedback_source, get_store
 
 CURRENT = pd.Timestamp("2025-07-01")
 

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.config import Paths
-from ml.feature_layout import VECTOR_FEATURE
-from ml.features import FEEDBACK_COLUMNS, CustomerNotFound, OnlineFeatures, apply, get_store, materialize
+from ml.core.config import Paths
+from ml.features.layout import FEEDBACK_COLUMNS, VECTOR_FEATURE
+from ml.features.online import CustomerNotFound, OnlineFeatures
+from ml.features.store import apply, get_store, materialize
 
 CURRENT = pd.Timestamp("2025-07-01")
 

@@ -1,4 +1,4 @@
-"""ml.bench times what the Makefile runs: the same steps, the same order, each step's own usage."""
+"""benchmarks.bench times what the Makefile runs: the same steps, the same order, each step's own usage."""
 from __future__ import annotations
 
 import re
@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from ml import bench
-from ml.config import PROJECT_ROOT, Paths
+from benchmarks import bench
+from ml.core.config import PROJECT_ROOT, Paths
 
 
 def _prerequisites(target: str) -> list[str]:

@@ -7,7 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.catalogue import CATALOGUE_PATH, CATEGORIES, Catalogue, Product, load_catalogue, read_catalogue
+from ml.core.catalogue import (
+    CATALOGUE_PATH,
+    CATEGORIES,
+    Catalogue,
+    Product,
+    load_catalogue,
+    read_catalogue,
+)
 
 
 def test_seed_loads_in_row_order():

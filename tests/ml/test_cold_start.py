@@ -4,15 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from ml import suitability
-from ml.catalogue import load_catalogue
-from ml.cold_start import (ColdStartAnalyser, ForecastAssumptions, ProductHistory, conflicts, extended_catalogue,
-                           forecast, precision_curve, to_product, warnings)
-from ml.config import Paths
-from ml.feature_layout import POSITION
-from serving.engine import ColdStartResult
 from test_recommend import synthetic_features, tiny_model
+
+from ml.cold_start.analyser import ColdStartAnalyser
+from ml.cold_start.conflicts import conflicts, warnings
+from ml.cold_start.definition import extended_catalogue, to_product
+from ml.cold_start.forecast import ForecastAssumptions, ProductHistory, forecast
+from ml.core import suitability
+from ml.core.catalogue import load_catalogue
+from ml.core.config import Paths
+from ml.evaluation.cold_start import precision_curve
+from ml.features.layout import POSITION
+from ml.recommendation.contract import ColdStartResult
 
 CAT = load_catalogue()
 ESG = {"product_id": "WLT_ESG_FUND", "name": "ESG balanced fund", "category": "wealth", "risk_level": "R3",

@@ -3,14 +3,26 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from ml.catalogue import load_catalogue
-from ml.dataset import target_products
-from ml.explain import (CODE_FAMILY, F_INDEX, FALLBACK, FAMILIES, FAMILY_MATRIX, FEATURES, HIDDEN, REASON_CODES,
-                        PathExplainer, family_contributions, reason_families, reasons)
-from ml.feature_layout import POSITION
-from ml.pair_features import pair_matrix, product_table
 from test_recommend import synthetic_features, tiny_model
+
+from ml.core.catalogue import load_catalogue
+from ml.features.layout import POSITION
+from ml.features.pairs import pair_matrix, product_table
+from ml.recommendation.explain import (
+    CODE_FAMILY,
+    F_INDEX,
+    FALLBACK,
+    FAMILIES,
+    FAMILY_MATRIX,
+    FEATURES,
+    HIDDEN,
+    REASON_CODES,
+    PathExplainer,
+    family_contributions,
+    reason_families,
+    reasons,
+)
+from ml.training.dataset import target_products
 
 CAT = load_catalogue()
 PRODUCTS = target_products()
@@ -55,7 +67,7 @@ def test_every_feature_has_one_family_or_is_hidden():
 
 def _contrib(**families: float) -> np.ndarray:
     """A contribution row where each named family gets its value on its first feature."""
-    from ml.explain import FAMILY_FEATURES
+    from ml.recommendation.explain import FAMILY_FEATURES
 
     c = np.zeros(len(FEATURES) + 1)
     for family, value in families.items():

@@ -1,4 +1,4 @@
-"""ml.fit_table and ml.tabular: reading, target mapping, down-sampling, end-to-end on UCI data."""
+"""ml.imbalance.fit_table and ml.imbalance.tabular: reading, target mapping, down-sampling, end-to-end on UCI data."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import fit_table, tabular
+from ml.imbalance import fit_table, tabular
 
 # /work/main/tests/ml/test_fit_table.py -> parents[2] is the repo; the shared data sits beside it
 UCI = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "uci-bank-marketing" / "bank-additional-full.csv"

@@ -11,17 +11,10 @@ from imblearn.under_sampling import RandomUnderSampler
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import StratifiedKFold
 
-from ml import metrics as M
-from ml.imbalance import (
-    GROUP_BASELINES,
-    STRATEGIES,
-    BalancedLGBMClassifier,
-    ClusterNegativeSampler,
-    PopularityClassifier,
-    calibrate,
-    carry_weights,
-    make_pipeline,
-)
+from ml.core import metrics as M
+from ml.imbalance.estimators import BalancedLGBMClassifier, PopularityClassifier
+from ml.imbalance.pipelines import GROUP_BASELINES, STRATEGIES, calibrate, make_pipeline
+from ml.imbalance.samplers import ClusterNegativeSampler, carry_weights
 
 NUMERIC = ["x1", "x2", "noise"]
 CATEGORICAL = ["segment", "channel"]

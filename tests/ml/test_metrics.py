@@ -1,4 +1,4 @@
-"""ml.metrics: hand-computed binary and ranking cases, invariances, a brute-force cross-check."""
+"""ml.core.metrics: hand-computed binary and ranking cases, invariances, a brute-force cross-check."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ml import metrics as M
+from ml.core import metrics as M
 
 # --------------------------------------------------------------------------------------------
 # binary metrics, by hand

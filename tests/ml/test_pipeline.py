@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from ml.config import Paths
-from ml.registry import Registry
-from ml.strategy_table import load_review
+from ml.core.config import Paths
+from ml.imbalance.strategy_review import load_review
+from ml.training.registry import Registry
 
 SUMMARY_KEYS = {"map_at_5", "oracle_map_at_5", "observable_oracle_map_at_5", "ndcg_at_5", "recall_at_5",
                 "precision_at_5", "pr_auc", "top_decile_lift", "brier", "n_customers", "positive_rate",

@@ -17,18 +17,41 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ml import suitability
-from ml.catalogue import load_catalogue
-from ml.dataset import target_products
-from ml.explain import FALLBACK, family_contributions, reason_families
-from ml.feature_layout import POSITION, STAGE_ONE_FEATURES, VECTOR_FEATURE
-from ml.features import CustomerNotFound
-from ml.model import PropensityModel, fit_booster, fit_calibrator
-from ml.pair_features import pair_matrix, product_table
-from ml.recommend import (FEEDBACK_COLUMNS, Engine, RecommendConfig, StageOne, apply_reported_holdings,
-                          held_from_features, stage_two_batch, suitability_inputs)
-from ml.rerank import ALREADY_OWNS, INTERESTED, NOT_INTERESTED, CategoryRule, OneStep
-from serving.engine import ALREADY_HELD, SUPPRESSED_NOT_INTERESTED, RecommendationEngine, UnknownCustomer
+from ml.core import suitability
+from ml.core.catalogue import load_catalogue
+from ml.engine.engine import Engine
+from ml.features.layout import (
+    FEEDBACK_COLUMNS,
+    POSITION,
+    STAGE_ONE_FEATURES,
+    VECTOR_FEATURE,
+)
+from ml.features.online import CustomerNotFound
+from ml.features.pairs import pair_matrix, product_table
+from ml.recommendation.config import RecommendConfig
+from ml.recommendation.contract import (
+    ALREADY_HELD,
+    SUPPRESSED_NOT_INTERESTED,
+    RecommendationEngine,
+    UnknownCustomer,
+)
+from ml.recommendation.explain import FALLBACK, family_contributions, reason_families
+from ml.recommendation.rerankers import (
+    ALREADY_OWNS,
+    INTERESTED,
+    NOT_INTERESTED,
+    CategoryRule,
+    OneStep,
+)
+from ml.recommendation.stage_one import (
+    StageOne,
+    apply_reported_holdings,
+    held_from_features,
+    suitability_inputs,
+)
+from ml.recommendation.stage_two import stage_two_batch
+from ml.training.dataset import target_products
+from ml.training.model import PropensityModel, fit_booster, fit_calibrator
 
 CAT = load_catalogue()
 PRODUCTS = target_products()
@@ -175,7 +198,7 @@ def customers() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture()
 def engine(model, customers, tmp_path) -> Engine:
-    from ml.config import Paths
+    from ml.core.config import Paths
 
     ids, x = customers
     return Engine(Paths(data=tmp_path, reports=tmp_path), model, FakeOnline(ids, x), RecommendConfig(),
@@ -269,7 +292,7 @@ def test_suitability_holds_for_any_scores(model, seed, k, adversarial):
     assert _audit(second.top, s1, x, owns) == 0
     assert not np.any(np.take_along_axis(shown, np.maximum(second.top, 0), axis=1) & (second.top >= 0))
     if not adversarial:  # the nightly batch runs stage two in blocks of customers: same lists
-        import ml.recommend as rec
+        import ml.recommendation.stage_two as rec
 
         rule = CategoryRule()
         whole = stage_two_batch(s1, rule, x, shown, answers, k, p_first=lists.probabilities, raw_first=lists.raw)
@@ -285,7 +308,7 @@ def test_suitability_holds_for_any_scores(model, seed, k, adversarial):
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 1000), values=st.lists(st.floats(0, 1), min_size=2, max_size=40))
 def test_match_score_is_a_monotone_percentile(seed, values):
-    from ml.match_score import MatchReference
+    from ml.recommendation.match_score import MatchReference
 
     rng = np.random.default_rng(seed)
     p = rng.beta(0.3, 30, size=(2000, 3))
@@ -369,7 +392,7 @@ def test_reasons_follow_the_contributions(engine, customers):
             names = reason_families(item.reasons)
             if item.reasons == (FALLBACK,):
                 continue
-            from ml.explain import FAMILIES
+            from ml.recommendation.explain import FAMILIES
             values = [fam[FAMILIES.index(name)] for name in names]
             assert all(v > 0 for v in values)
             assert values == sorted(values, reverse=True)
@@ -413,7 +436,7 @@ def test_already_owns_is_never_recommended_again(engine, customers):
 
 @pytest.mark.parametrize("strategy", [OneStep(), CategoryRule()])
 def test_stage_two_never_reshows(model, customers, tmp_path, strategy):
-    from ml.config import Paths
+    from ml.core.config import Paths
 
     ids, x = customers
     eng = Engine(Paths(data=tmp_path, reports=tmp_path), model, FakeOnline(ids, x), reranker=strategy)
@@ -427,9 +450,10 @@ def test_stage_two_never_reshows(model, customers, tmp_path, strategy):
 
 
 def test_stage_two_by_interest_with_a_learned_reranker(model, customers, tmp_path):
-    from ml.config import Paths
-    from ml.rerank import TrainingSet, fit
     from test_rerank import simulate
+
+    from ml.core.config import Paths
+    from ml.recommendation.rerank_training import TrainingSet, fit
 
     sessions, second, _ = simulate(1500, seed=9)
     learned = fit(TrainingSet(sessions, np.arange(1500).astype(str), second), tiny_relations(),
@@ -490,7 +514,7 @@ def test_push_feedback_sets_the_aggregates_from_all_answers(engine, customers):
 def bank_dir(feature_data_dir, tmp_path_factory) -> Path:
     """A private data dir: the test bank's raw/, marts/, oracle/ and Feast registry, a copy of the
     online store (pushes stay private) and its own model registry with the tiny model."""
-    from ml.registry import Registry
+    from ml.training.registry import Registry
 
     root = tmp_path_factory.mktemp("rec_bank")
     for name in ("raw", "marts", "oracle"):
@@ -509,8 +533,10 @@ def bank_dir(feature_data_dir, tmp_path_factory) -> Path:
 def test_engine_end_to_end_over_feast(bank_dir, tmp_path):
     import time
 
-    from ml.config import Paths
-    from ml.recommend import audit_lists, load_engine, snapshot_features
+    from ml.core.config import Paths
+    from ml.engine.loading import load_engine
+    from ml.features.snapshot import snapshot_features
+    from ml.recommendation.batch import audit_lists
 
     engine = load_engine(bank_dir)
     paths = Paths(data=bank_dir, reports=tmp_path)
@@ -547,8 +573,8 @@ def test_engine_end_to_end_over_feast(bank_dir, tmp_path):
 def test_batch_scoring_and_full_population_check(bank_dir, tmp_path):
     import json
 
-    from ml.config import Paths
-    from ml.recommend import batch_score
+    from ml.core.config import Paths
+    from ml.recommendation.batch import batch_score
 
     paths = Paths(data=bank_dir, reports=tmp_path)
     result = batch_score(paths, k=5, sample=4000)
@@ -560,12 +586,12 @@ def test_batch_scoring_and_full_population_check(bank_dir, tmp_path):
     scores = pd.read_parquet(bank_dir / "scores" / "stage_one.parquet")
     assert scores.groupby("customer_id")["rank"].max().max() <= 5
     assert (bank_dir / "scores" / "match_reference.json").exists()
-    from ml.recommend import load_engine
+    from ml.engine.loading import load_engine
     assert load_engine(bank_dir).versions()["match_reference"].startswith("tiny-1:")
 
 
 def test_shown_mask_ignores_the_padding_of_short_lists():
-    from ml.recommend import shown_mask
+    from ml.recommendation.stage_two import shown_mask
 
     top = np.array([[2, 0, -1, -1], [-1, -1, -1, -1], [1, 3, 0, 2]])
     expected = np.array([[True, False, True, False], [False] * 4, [True] * 4])
@@ -573,12 +599,13 @@ def test_shown_mask_ignores_the_padding_of_short_lists():
 
 
 def test_nightly_table_answers_exactly_as_live_scoring(bank_dir, tmp_path):
-    """Stage one from the nightly table (``ml.stage_one_table``) equals live scoring over Feast:
+    """Stage one from the nightly table (``ml.recommendation.stage_one_table``) equals live scoring over Feast:
     same products, scores, match scores, reasons and exclusions, with and without "not interested"
     suppressions; a reported holding, a customer outside the table and a stale table score live."""
-    from ml.config import Paths
-    from ml.recommend import batch_score, load_engine
-    from ml.stage_one_table import StageOneTable
+    from ml.core.config import Paths
+    from ml.engine.loading import load_engine
+    from ml.recommendation.batch import batch_score
+    from ml.recommendation.stage_one_table import StageOneTable
 
     batch_score(Paths(data=bank_dir, reports=tmp_path), k=5, sample=600, check=False)
     engine = load_engine(bank_dir)

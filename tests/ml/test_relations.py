@@ -9,9 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.catalogue import load_catalogue
-from ml.config import PROJECT_ROOT
-from ml.relations import LABELS, RelationGraph, compute_relations, holdings_from_events, load_holdings, read_table
+from ml.core.catalogue import load_catalogue
+from ml.core.config import PROJECT_ROOT
+from ml.relations import (
+    LABELS,
+    RelationGraph,
+    compute_relations,
+    holdings_from_events,
+    load_holdings,
+    read_table,
+)
 
 CAT = load_catalogue()
 N_CUSTOMERS = 30_000

@@ -5,14 +5,15 @@ import json
 
 import numpy as np
 import pytest
-
-from ml.config import Paths
-from ml.recommend import write_metrics
-from ml.registry import Registry
-from ml.replay import bootstrap, replay, summary
-from ml.rerank import TrainingSet, fit
 from test_recommend import bank_dir, tiny_relations  # noqa: F401  (bank_dir is a fixture)
 from test_rerank import simulate
+
+from ml.core.config import Paths
+from ml.core.reports import write_metrics
+from ml.evaluation.replay import replay
+from ml.evaluation.replay_report import bootstrap, summary
+from ml.recommendation.rerank_training import TrainingSet, fit
+from ml.training.registry import Registry
 
 REQUIRED = {"one_step_hit_rate", "rule_hit_rate", "learned_hit_rate", "uplift", "n_sessions",
             "one_step_hit_rate_ci95", "rule_hit_rate_ci95", "learned_hit_rate_ci95", "uplift_ci95"}
@@ -70,7 +71,7 @@ def test_replay_of_the_additive_interest_model(replay_bank, tmp_path):
 def test_metrics_are_merged_not_overwritten(tmp_path):
     paths = Paths(data=tmp_path, reports=tmp_path)
     (tmp_path / "metrics.json").write_text(json.dumps({"summary": {"map_at_5": 0.1}}))
-    write_metrics(paths, {"two_stage": {"uplift": 1.1}})
-    write_metrics(paths, {"cold_start": {"lift": 3.0}})
+    write_metrics(paths.reports, {"two_stage": {"uplift": 1.1}})
+    write_metrics(paths.reports, {"cold_start": {"lift": 3.0}})
     data = json.loads((tmp_path / "metrics.json").read_text())
     assert data == {"summary": {"map_at_5": 0.1}, "two_stage": {"uplift": 1.1}, "cold_start": {"lift": 3.0}}

@@ -7,13 +7,29 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
-from ml.catalogue import load_catalogue
-from ml.dataset import target_products
-from ml.rerank import (ALREADY_OWNS, CROSS_SELL, INTERESTED, NOT_INTERESTED, CategoryRule, LearnedReranker, OneStep,
-                       PriorOnly, Sessions, TrainingSet, _write_export, fit, load_logs, relation_inputs,
-                       sessions_from_logs)
 from test_recommend import tiny_relations
+
+from ml.core.catalogue import load_catalogue
+from ml.evaluation.simulated_logs import _write_export
+from ml.recommendation.rerank_training import (
+    TrainingSet,
+    fit,
+    load_logs,
+    sessions_from_logs,
+)
+from ml.recommendation.rerankers import (
+    ALREADY_OWNS,
+    CROSS_SELL,
+    INTERESTED,
+    NOT_INTERESTED,
+    CategoryRule,
+    LearnedReranker,
+    OneStep,
+    PriorOnly,
+    Sessions,
+    relation_inputs,
+)
+from ml.training.dataset import target_products
 
 CAT = load_catalogue()
 PRODUCTS = tuple(target_products())

@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ml import suitability as s
-from ml.catalogue import CATEGORIES, Catalogue, Product, load_catalogue
-from ml.config import SEEDS_DIR
+from ml.core import suitability as s
+from ml.core import suitability_rules as rules
+from ml.core.catalogue import CATEGORIES, Catalogue, Product, load_catalogue
+from ml.core.config import SEEDS_DIR
 
 CAT = load_catalogue()
 PREFS = ("conservative", "cautious", "balanced", "growth", "aggressive")
@@ -30,7 +31,7 @@ RICH_AGGRESSIVE_40 = {"age": 40, "risk_preference": "aggressive", "assets_cny": 
 # -- the rule file ------------------------------------------------------------------------------
 def test_rule_file_matches_seed():
     seed = pd.read_csv(SEEDS_DIR / "suitability_rules.csv")
-    assert set(seed["rule_version"].astype(str)) == {s.RULES_VERSION}
+    assert set(seed["rule_version"].astype(str)) == {rules.RULES_VERSION}
     by_id = {r.rule_id: r for r in s.RULES.rules}
     assert set(seed["rule_id"]) == set(by_id)
     for row in seed.itertuples():
@@ -39,7 +40,7 @@ def test_rule_file_matches_seed():
 
 
 def test_rules_are_versioned_and_decodable():
-    assert s.RULES_VERSION == "2" and len(s.RULES.digest) == 12
+    assert rules.RULES_VERSION == "2" and len(s.RULES.digest) == 12
     everything = sum(r.mask for r in s.RULES.rules)
     assert s.RULES.decode(everything) == [r.reason_code for r in sorted(s.RULES.rules, key=lambda r: r.bit)]
     assert s.RULES.decode(0) == []
@@ -209,7 +210,7 @@ def test_to_long_and_counts():
     assert set(long["customer"]) == {"C2"}
     assert int(elig.reasons.astype(bool).sum()) == len(long)
     assert sum(elig.reason_counts().values()) == sum(len(c.split("|")) for c in long["reason_codes"])
-    assert (long["rules_version"] == s.RULES_VERSION).all()
+    assert (long["rules_version"] == rules.RULES_VERSION).all()
 
 
 # -- ranking ------------------------------------------------------------------------------------

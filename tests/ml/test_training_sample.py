@@ -5,9 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import metrics
-from ml.dataset import adopted_any, candidate_pairs, choose_customer_rate, sample_customers
-from ml.validation import CutoffRanking, weighted_lift
+from ml.core import metrics
+from ml.training.dataset import (
+    adopted_any,
+    candidate_pairs,
+    choose_customer_rate,
+    sample_customers,
+)
+from ml.training.validation import CutoffRanking, weighted_lift
 
 PRODUCTS = ["PRO_LIFE", "CRD_CARD", "WLT_WMP"]
 

@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from serving_fakes import FakeEngine, make_customer_360
 
 from serving import create_app
 from serving.tokens import add_token
-from serving_fakes import FakeEngine, make_customer_360
 
 ROLES = {
     "crm": ("crm-test", "crm", None),

@@ -17,10 +17,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.config import SEEDS_DIR
-from serving.catalogue import load_catalogue
-from serving.engine import (ColdStartResult, ColdStartWarning, Conflict, Exclusion, Forecast, RankedProduct,
-                            Ranking, Reason, Target, UnknownCustomer)
+from ml.core.catalogue import load_catalogue
+from ml.core.config import SEEDS_DIR
+from ml.recommendation.contract import (
+    ColdStartResult,
+    ColdStartWarning,
+    Conflict,
+    Exclusion,
+    Forecast,
+    RankedProduct,
+    Ranking,
+    Reason,
+    Target,
+    UnknownCustomer,
+)
 
 RISK_TOLERANCE = {"conservative": 1, "cautious": 2, "balanced": 3, "growth": 4, "aggressive": 5}
 ASSET_BOUNDS = {"L1": (0, 50_000), "L2": (50_000, 200_000), "L3": (200_000, 500_000),
@@ -52,7 +62,7 @@ class FakeEngine:
         if row is None:
             return None
         return {"feature_service": "profile_v1", "age": int(row["age"]), "asset_level": row["asset_level"],
-                "n_products": int(sum(bool(row[f"holds_{p.lower()}"]) for p in self.catalogue.products))}
+                "n_products": int(sum(bool(row[f"holds_{p.lower()}"]) for p in self.catalogue.ids))}
 
     def _row(self, customer_id: str) -> dict[str, Any]:
         row = self.customers.get(customer_id)
@@ -63,7 +73,7 @@ class FakeEngine:
     def exclusions(self, row: Mapping[str, Any], product_id: str) -> list[str]:
         p = self.catalogue.get(product_id)
         codes = []
-        risk = int(p.risk_level[1])
+        risk = p.risk_level
         if risk > RISK_TOLERANCE[row["risk_preference"]]:
             codes.append("RISK_ABOVE_TOLERANCE")
         if risk >= 4 and row["age"] > 65:
@@ -81,7 +91,7 @@ class FakeEngine:
         row = self._row(customer_id)
         suppressed = suppressed or {}
         scored, excluded = [], []
-        for product_id in self.catalogue.products:
+        for product_id in self.catalogue.ids:
             codes = self.exclusions(row, product_id)
             if product_id in suppressed:
                 codes.append(suppressed[product_id])
@@ -115,10 +125,10 @@ class FakeEngine:
 
     def cold_start(self, product: Mapping[str, Any], n: int) -> ColdStartResult:
         conflicts = tuple(
-            Conflict(p.product_id, "substitute" if p.risk_level == product["risk_level"] else "overlap",
+            Conflict(p.product_id, "substitute" if p.risk_label == product["risk_level"] else "overlap",
                      round(0.5 + 0.5 * _unit(product["product_id"], p.product_id), 4), f"same category {p.category}",
-                     "high" if p.risk_level == product["risk_level"] else "medium")
-            for p in self.catalogue.products.values() if p.category == product["category"])
+                     "high" if p.risk_label == product["risk_level"] else "medium")
+            for p in self.catalogue if p.category == product["category"])
         warnings = ()
         if int(product["risk_level"][1]) >= 4 and product["target_age_max"] > 65:
             warnings = (ColdStartWarning("AGE_LIMIT_HIGH_RISK", "high", "R4+ products stop at 65"),)
@@ -156,10 +166,10 @@ def make_customer_360(marts: Path, n: int = 400, seed: int = 11, *, events: bool
         "risk_preference": rng.choice(list(RISK_TOLERANCE), size=n),
         "region_code": rng.choice(regions, size=n),
     })
-    for product_id, product in catalogue.products.items():
+    for product_id in catalogue.ids:
         rate = 0.9 if product_id == "SAV_DEMAND" else 0.08
         frame[f"holds_{product_id.lower()}"] = (rng.random(n) < rate).astype("int32")  # 0/1, as dbt writes it
-    for category in catalogue.categories:
+    for category in catalogue.category_names:
         cols = [f"holds_{p.lower()}" for p in catalogue.in_category(category)]
         frame[f"n_held_{category}"] = frame[cols].sum(axis=1).astype("int32")
     frame["as_of_ts"] = pd.Timestamp("2025-07-01")

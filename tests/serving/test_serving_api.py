@@ -6,9 +6,9 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from serving_fakes import FakeEngine
 
 from serving import create_app
-from serving_fakes import FakeEngine
 
 V1 = "/api/v1"
 

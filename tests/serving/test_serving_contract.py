@@ -2,17 +2,17 @@
 
 The mart test runs the shared test-scale pipeline (``warehouse_data_dir`` from ``tests/conftest.py``)
 and skips until dbt exports ``marts/customer_360.parquet``; the engine check runs the Protocol checker
-on the fake engine here (the ML team can run ``check_engine`` on ``ml.recommend``)."""
+on the fake engine here (the ML team can run ``check_engine`` on ``ml.engine``)."""
 from __future__ import annotations
 
 import pytest
-
-from ml.config import SEEDS_DIR
-from serving import segments
-from serving.catalogue import load_catalogue
-from serving.engine import check_engine
-from serving.snapshot import CORE_COLUMNS, load_snapshot, resolve_source
 from serving_fakes import FakeEngine
+
+from ml.core.catalogue import load_catalogue
+from ml.core.config import SEEDS_DIR
+from ml.recommendation.contract import check_engine
+from serving import segments
+from serving.snapshot import CORE_COLUMNS, load_snapshot, resolve_source
 
 CATALOGUE = load_catalogue(SEEDS_DIR / "products.csv")
 

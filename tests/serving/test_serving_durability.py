@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from serving.tokens import add_token
 from serving_fakes import make_customer_360
 from serving_live import GUNICORN, free_port, kill9, start, wait_ready
+
+from serving.tokens import add_token
 
 
 @pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed next to this Python")

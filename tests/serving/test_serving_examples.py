@@ -1,4 +1,4 @@
-"""``python -m serving.examples`` prints curl calls that work against a running gunicorn."""
+"""``python -m benchmarks.examples`` prints curl calls that work against a running gunicorn."""
 from __future__ import annotations
 
 import json
@@ -6,10 +6,10 @@ import shutil
 import subprocess
 
 import pytest
-
-from serving.examples import demo_tokens, main
 from serving_fakes import make_customer_360
 from serving_live import GUNICORN, free_port, kill9, start, wait_ready
+
+from benchmarks.examples import demo_tokens, main
 
 
 def test_demo_tokens_are_reused(tmp_path):

@@ -1,4 +1,4 @@
-"""The load test (``python -m serving.loadtest``, part of ``make bench``) at tiny scale: it runs end
+"""The load test (``python -m benchmarks.loadtest``, part of ``make bench``) at tiny scale: it runs end
 to end against a real gunicorn, writes the bench.json keys the issue asks for without clobbering
 the others, leaves the bank's data dir untouched, and its kill -9 count is exact. No timing is
 asserted: the figures are only meaningful from the full-scale run on an idle machine."""
@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from serving import loadgen
-from serving.loadtest import GUNICORN, Plan, main
-from serving.tokens import add_token
 from serving_fakes import make_customer_360
 from serving_live import HERE, free_port, kill9, start, wait_ready
+
+from benchmarks import loadgen
+from benchmarks.loadtest import Plan, main
+from benchmarks.server import GUNICORN
+from serving.tokens import add_token
 
 needs_gunicorn = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed next to this Python")
 

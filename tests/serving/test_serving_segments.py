@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_fakes import make_customer_360
 
-from ml.config import SEEDS_DIR
+from ml.core.catalogue import load_catalogue
+from ml.core.config import SEEDS_DIR
 from serving import segments
-from serving.catalogue import load_catalogue
 from serving.errors import ApiError
 from serving.snapshot import SnapshotManager, load_snapshot, resolve_source
-from serving_fakes import make_customer_360
 
 CATALOGUE = load_catalogue(SEEDS_DIR / "products.csv")
 TRIGGERS = ("salary_credit", "deposit_maturity", "card_replacement")
@@ -80,8 +80,8 @@ def run(snapshot, body: dict) -> tuple[int, list[str]]:
     raise AssertionError("paging did not terminate")
 
 
-products = st.sampled_from(sorted(CATALOGUE.products))
-categories = st.sampled_from(CATALOGUE.categories)
+products = st.sampled_from(sorted(CATALOGUE.ids))
+categories = st.sampled_from(CATALOGUE.category_names)
 holding = st.fixed_dictionaries({}, optional={"products": st.lists(products, min_size=1, max_size=2, unique=True),
                                               "categories": st.lists(categories, min_size=1, max_size=2, unique=True)})
 bodies = st.fixed_dictionaries({}, optional={

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ml.config import CUTOFFS, EXTRACT_DATE, LABEL_WINDOW_MONTHS, PROJECT_ROOT
+from ml.core.config import CUTOFFS, EXTRACT_DATE, LABEL_WINDOW_MONTHS, PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ CATEGORIES = {
 PRODUCTS = [p for products in CATEGORIES.values() for p in products]
 CHANNELS = ["mobile_banking", "wechat", "online_banking"]
 
-# The contract with Feast / ml.feature_layout: keys, then the features in this order.
+# The contract with Feast / ml.features.layout: keys, then the features in this order.
 FEATURE_COLUMNS = (
     ["age", "gender_male", "is_wuxi", "urbanisation_code", "education_level", "marital_status_code",
      "asset_level", "log_assets", "risk_tolerance", "card_tier", "tenure_years"]
