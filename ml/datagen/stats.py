@@ -4,7 +4,8 @@
 
 Holding rate: share of customers holding the product at a date (opens minus closes).
 Adoption rate: share of customers who newly open it in the 3-month label window of a cut-off
-without holding it at the cut-off. Reads only ``raw/`` (never the oracle).
+without holding it at the cut-off. Books: managers in post, book sizes at the extract date and
+the reassignments of the history window. Reads only ``raw/`` (never the oracle).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml.core.config import EXTRACT_DATE, HOLDOUT_CUTOFF, SEEDS_DIR
+from ml.core.config import EXTRACT_DATE, HISTORY_START, HOLDOUT_CUTOFF, SEEDS_DIR
 
 HOLDINGS_SQL = """
 with opens_closes as (
@@ -83,6 +84,24 @@ def any_non_savings(raw: Path, cutoff: date = HOLDOUT_CUTOFF) -> dict:
             "any_non_savings_adoption_3m_pct": round(100 * adopters / n, 3)}
 
 
+def book_sizes(raw: Path, as_of: date = EXTRACT_DATE) -> dict:
+    """Managers with a book at ``as_of``, the spread of book sizes and the window's reassignments."""
+    con = duckdb.connect()
+    con.execute(f"create view assignments as select * from read_parquet('{raw}/customer_assignments/*.parquet')")
+    con.execute(f"create view managers as select * from read_parquet('{raw}/account_managers/*.parquet')")
+    sizes = con.execute("""
+        select count(*), min(n), quantile_disc(n, 0.1), quantile_disc(n, 0.5), quantile_disc(n, 0.9), max(n)
+        from (select manager_id, count(*) as n from assignments
+              where valid_from <= $1 and (valid_to is null or valid_to > $1) group by manager_id)""",
+                        [as_of]).fetchall()[0]
+    reasons = dict(con.execute("""select assignment_reason, count(*) from assignments
+                                  where assignment_reason <> 'initial' group by 1 order by 1""").fetchall())
+    roster = con.execute("select count(*), count(left_on) from managers").fetchall()[0]
+    return {"managers_with_book": sizes[0], "book_size_min": sizes[1], "book_size_p10": sizes[2],
+            "book_size_median": sizes[3], "book_size_p90": sizes[4], "book_size_max": sizes[5],
+            "managers_on_roster": roster[0], "managers_left": roster[1], "reassignments_in_window": reasons}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.datagen.stats", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,14 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rates = product_rates(args.raw)
     overall = any_non_savings(args.raw)
+    books = book_sizes(args.raw)
     if args.markdown:
         print(rates.drop(columns="customers").to_markdown(index=False))
         print()
         print(f"Customers: {overall['customers']:,}; holding any non-savings product on "
               f"{HOLDOUT_CUTOFF}: {overall['any_non_savings_holding_pct']}%; adopting one in the "
               f"3 months after it: {overall['any_non_savings_adoption_3m_pct']}%.")
+        print(f"Books on {EXTRACT_DATE}: {books['managers_with_book']} managers, book sizes "
+              f"{books['book_size_min']} / {books['book_size_p10']} / {books['book_size_median']} / "
+              f"{books['book_size_p90']} / {books['book_size_max']} (min / p10 / median / p90 / max); "
+              f"reassignments since {HISTORY_START}: {books['reassignments_in_window']}.")
     else:
-        print(json.dumps({"products": rates.drop(columns="customers").to_dict("records"), **overall}, indent=2))
+        print(json.dumps({"products": rates.drop(columns="customers").to_dict("records"), **overall,
+                          "books": books}, indent=2))
     return 0
 
 

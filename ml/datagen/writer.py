@@ -39,6 +39,19 @@ def write_chunk(result: ChunkResult, catalogue: world.Catalogue, chunk_index: in
     return {"customers": customers.num_rows, "events": events.num_rows}
 
 
+def write_assignments(assignments: pa.Table, chunk_index: int, raw_dir: Path) -> int:
+    """One chunk's ``customer_assignments`` part (books of business); returns its row count."""
+    pq.write_table(assignments, raw_dir / "customer_assignments" / f"part-{chunk_index:05d}.parquet",
+                   compression="zstd")
+    return assignments.num_rows
+
+
+def write_roster(managers: pa.Table, raw_dir: Path) -> int:
+    """The ``account_managers`` roster (one part: about 270 rows); returns its row count."""
+    pq.write_table(managers, raw_dir / "account_managers" / "part-00000.parquet", compression="zstd")
+    return managers.num_rows
+
+
 def _events_table(result: ChunkResult, catalogue: world.Catalogue, chunk_index: int) -> pa.Table:
     ev = result.events
     order = np.argsort(ev["time"], kind="stable")

@@ -22,7 +22,6 @@ from ml.features.layout import (
     VECTOR_FEATURE,
 )
 
-
 FEATURE_REPO = PROJECT_ROOT / "feature_repo"
 
 CURRENT_SNAPSHOT = datetime(EXTRACT_DATE.year, EXTRACT_DATE.month, EXTRACT_DATE.day)

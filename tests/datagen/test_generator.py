@@ -1,22 +1,29 @@
 """The synthetic bank: schema, determinism, rates, planted structure, oracle separation."""
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from ml.core.config import HOLDOUT_CUTOFF, PROJECT_ROOT
-from ml.datagen import RESPONSES, FeedbackSimulator, generate
-from ml.datagen.stats import any_non_savings, product_rates
+from ml.core.config import EXTRACT_DATE, HISTORY_START, HOLDOUT_CUTOFF, PROJECT_ROOT
+from ml.datagen import RESPONSES, FeedbackSimulator, books, generate
+from ml.datagen.population import REGION_WEIGHTS
+from ml.datagen.stats import any_non_savings, book_sizes, product_rates
 
 CUSTOMER_COLUMNS = ["customer_id", "age", "gender", "region_code", "education", "marital_status",
                     "asset_level", "assets_cny", "risk_preference", "card_type", "customer_since"]
 EVENT_COLUMNS = ["event_id", "customer_id", "event_time", "event_type", "product_id", "amount", "channel"]
+ASSIGNMENT_COLUMNS = ["customer_id", "branch_id", "manager_id", "valid_from", "valid_to", "assignment_reason"]
+MANAGER_COLUMNS = ["manager_id", "branch_id", "hired_on", "left_on"]
+MANAGER_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")  # the API's manager id pattern (serving/auth.py)
 EVENT_TYPES = {"product_open", "product_trade", "product_redeem", "product_close", "channel_bind",
                "salary_credit", "deposit_maturity", "card_replacement"}
 
@@ -27,6 +34,9 @@ def con(raw_data_dir):
     raw = raw_data_dir / "raw"
     con.execute(f"create view customers as select * from read_parquet('{raw}/customers/*.parquet')").fetchall()
     con.execute(f"create view events as select * from read_parquet('{raw}/events/*.parquet')").fetchall()
+    con.execute(f"create view assignments as select * from read_parquet('{raw}/customer_assignments/*.parquet')")
+    con.execute(f"create view managers as select * from read_parquet('{raw}/account_managers/*.parquet')")
+    con.execute(f"create view branches as select * from read_csv('{PROJECT_ROOT}/seeds/branches.csv', all_varchar=true)")
     con.execute(f"create view products as select * from read_csv('{PROJECT_ROOT}/seeds/products.csv')").fetchall()
     con.execute("""create view clean_customers as select * from customers
                    where regexp_full_match(coalesce(customer_id, ''), '[0-9A-F]{32}') and age between 16 and 110""").fetchall()
@@ -44,9 +54,13 @@ def scalar(con, sql, params=None):
 def test_schema_matches_the_data_contract(raw_data_dir):
     customers = pq.read_schema(next((raw_data_dir / "raw" / "customers").glob("*.parquet")))
     events = pq.read_schema(next((raw_data_dir / "raw" / "events").glob("*.parquet")))
+    assignments = pq.read_schema(next((raw_data_dir / "raw" / "customer_assignments").glob("*.parquet")))
+    managers = pq.read_schema(next((raw_data_dir / "raw" / "account_managers").glob("*.parquet")))
     assert customers.names == CUSTOMER_COLUMNS
     assert events.names == EVENT_COLUMNS
     assert str(events.field("event_time").type).startswith("timestamp")
+    assert assignments.names == ASSIGNMENT_COLUMNS and managers.names == MANAGER_COLUMNS
+    assert {str(assignments.field(c).type) for c in ("valid_from", "valid_to")} == {"date32[day]"}
 
 
 def test_ids_are_md5_hex_and_dirty_rows_are_rare(con):
@@ -70,13 +84,27 @@ def test_event_types_and_time_range(con):
     assert scalar(con, "select count(*) from events where event_time < '2024-01-01' and event_type = 'product_open'") > 0
 
 
-def test_deterministic_for_a_seed(tmp_path):
+def _digests(folder) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*.parquet"))}
+
+
+def test_deterministic_for_a_seed(tmp_path, monkeypatch):
     tables = []
     for run, seed in (("a", 3), ("b", 3), ("c", 4)):
         generate(1_500, seed, tmp_path / run / "raw", tmp_path / run / "oracle", progress=False)
-        tables.append(pd.read_parquet(tmp_path / run / "raw" / "events"))
-    pd.testing.assert_frame_equal(tables[0], tables[1])
-    assert not tables[0].equals(tables[2])
+        tables.append({t: pd.read_parquet(tmp_path / run / "raw" / t) for t in ("events", "customer_assignments")})
+    for table in ("events", "customer_assignments"):
+        pd.testing.assert_frame_equal(tables[0][table], tables[1][table])
+        assert not tables[0][table].equals(tables[2][table])
+    # the books draw from a stream of their own: another books stream changes the books and
+    # not one byte of the other raw tables or the oracle (the workers are forked: they see the patch)
+    monkeypatch.setattr(books, "BOOKS_STREAM", books.BOOKS_STREAM + 1)
+    generate(1_500, 3, tmp_path / "d" / "raw", tmp_path / "d" / "oracle", progress=False)
+    before, after = (_digests(tmp_path / run) for run in ("a", "d"))
+    own = [k for k in before if k.startswith(("raw/customer_assignments", "raw/account_managers"))]
+    assert len(own) == 2 and all(before[k] != after[k] for k in own)
+    assert {k: v for k, v in before.items() if k not in own} == {k: v for k, v in after.items() if k not in own}
 
 
 def test_imbalance_like_the_bank(raw_data_dir):
@@ -214,3 +242,74 @@ def test_cli_reuses_matching_output(raw_data_dir):
                           "--out", str(raw_data_dir / "raw"), "--oracle-out", str(raw_data_dir / "oracle"),
                           "--reuse"], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
     assert "reusing" in out.stderr
+
+
+def test_every_customer_has_exactly_one_assignment_on_every_day(con):
+    """On any day of the history window each valid customer belongs to exactly one branch and
+    manager; nobody else has one; a Wuxi customer's current branch is in their district."""
+    days = pd.date_range(HISTORY_START, EXTRACT_DATE, freq="37D").date.tolist() + [EXTRACT_DATE]
+    for day in days:
+        counts = con.execute("""
+            select count(*), count(distinct customer_id), count(*) filter (where customer_id not in
+                   (select customer_id from clean_customers))
+            from assignments where valid_from <= $1 and (valid_to is null or valid_to > $1)""", [day]).fetchall()[0]
+        assert counts == (20_000, 20_000, 0), (day, counts)
+    assert scalar(con, "select count(*) from assignments where valid_to <= valid_from") == 0
+    misplaced = scalar(con, """select count(*) from assignments a join clean_customers c using (customer_id)
+        join branches b using (branch_id) where a.valid_to is null and c.region_code like '3202%'
+        and b.region_code <> c.region_code""")
+    assert misplaced == 0
+
+
+def test_managers_and_skewed_books(con, raw_data_dir):
+    stats = book_sizes(raw_data_dir / "raw")
+    assert stats["managers_with_book"] == books.N_MANAGERS
+    assert stats["managers_on_roster"] == books.N_MANAGERS + stats["managers_left"] and stats["managers_left"] > 0
+    assert stats["book_size_max"] > 4 * stats["book_size_median"] > 0  # skewed, not uniform
+    assert stats["book_size_p90"] > 4 * stats["book_size_p10"]
+    ids = [r[0] for r in con.execute("select manager_id from managers").fetchall()]
+    assert all(MANAGER_ID.fullmatch(i) for i in ids) and len(set(ids)) == len(ids)
+    # a manager holds customers only while in post and only at their own branch
+    outside = scalar(con, """select count(*) from assignments a join managers m using (manager_id)
+        where a.branch_id <> m.branch_id or a.valid_from < m.hired_on
+           or (m.left_on is not null and coalesce(a.valid_to, date '9999-12-31') > m.left_on)""")
+    assert outside == 0
+
+
+def test_reassignments_happen_in_the_window(con, raw_data_dir):
+    reasons = book_sizes(raw_data_dir / "raw")["reassignments_in_window"]
+    assert set(reasons) == {"manager_departure", "customer_relocation", "rebalancing"}
+    moved = sum(reasons.values()) / 20_000
+    assert 0.05 < moved < 0.3, reasons
+    first, last = con.execute("""select min(valid_from), max(valid_from) from assignments
+                                 where assignment_reason <> 'initial'""").fetchall()[0]
+    assert first > HISTORY_START and last < EXTRACT_DATE
+    # a relocated customer changed district; a rebalanced one stayed in the branch
+    changed = con.execute("""
+        select a.assignment_reason, bool_and(b.region_code <> p.region_code), bool_and(a.branch_id = prev.branch_id)
+        from assignments a
+        join assignments prev on prev.customer_id = a.customer_id and prev.valid_to = a.valid_from
+        join branches b on b.branch_id = a.branch_id join branches p on p.branch_id = prev.branch_id
+        where a.assignment_reason in ('customer_relocation', 'rebalancing') group by 1 order by 1""").fetchall()
+    assert changed == [("customer_relocation", True, False), ("rebalancing", False, True)]
+
+
+@pytest.mark.parametrize("seed", [7, 42])
+def test_roster_at_full_scale(seed):
+    """The roster does not depend on the scale: 250 managers in post, every branch staffed after
+    every departure; on a full-size chunk's worth of customers every manager has a skewed book."""
+    roster = books.draw_roster(seed)
+    in_post = roster.left_on == books.NEVER
+    assert in_post.sum() == books.N_MANAGERS
+    assert np.bincount(roster.manager_branch[in_post], minlength=len(roster.branches)).min() >= 3
+    rng = np.random.default_rng(seed)
+    n = 200_000
+    codes, weights = np.array(list(REGION_WEIGHTS)), np.array(list(REGION_WEIGHTS.values()))
+    table = books.assign_chunk(roster, seed, 0, np.array([f"{i:032X}" for i in range(n)], dtype=object),
+                               rng.choice(codes, n, p=weights / weights.sum()),
+                               np.datetime64("2023-12-31") - rng.integers(0, 9000, n).astype("timedelta64[D]"))
+    current = table.filter(table["valid_to"].is_null()).to_pandas()
+    assert len(current) == n and current.customer_id.is_unique
+    sizes = current.manager_id.value_counts()
+    assert len(sizes) == books.N_MANAGERS
+    assert sizes.max() > 4 * sizes.median() and sizes.quantile(0.9) > 4 * sizes.quantile(0.1)

@@ -47,6 +47,8 @@ FEATURE_COLUMNS = (
        "days_since_card_replacement"]
 )
 SNAPSHOTS = [*CUTOFFS, EXTRACT_DATE]
+EXPORTS = ("customer_features_monthly", "labels_adoption", "customer_360", "holdings_current",
+           "customer_recent_events", "recommendation_feedback", "manager_books")
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +56,10 @@ def con(warehouse_data_dir):
     """In-memory DuckDB with views over the exports and the raw tables (never the warehouse file)."""
     connection = duckdb.connect()
     marts, raw = warehouse_data_dir / "marts", warehouse_data_dir / "raw"
-    for name in ("customer_features_monthly", "labels_adoption", "customer_360", "holdings_current",
-                 "customer_recent_events", "recommendation_feedback"):
+    for name in EXPORTS:
         connection.execute(f"create view {name} as select * from read_parquet('{marts / name}.parquet')")
     connection.execute(f"create view raw_events as select * from read_parquet('{raw}/events/*.parquet')")
+    connection.execute(f"create view raw_assignments as select * from read_parquet('{raw}/customer_assignments/*.parquet')")
     connection.execute(f"create view raw_customers as select * from read_parquet('{raw}/customers/*.parquet')")
     yield connection
     connection.close()
@@ -75,15 +77,16 @@ def test_build_ran_every_node_successfully(warehouse_data_dir):
     unit_tests = [i for i in ids if i.startswith("unit_test.")]
     assert len(unit_tests) >= 6, unit_tests
     for singular in ("assert_features_point_in_time", "assert_labels_consistent_with_holdings",
-                     "assert_product_var_matches_seed"):
+                     "assert_product_var_matches_seed", "assert_assignments_within_manager_tenure"):
         assert f"test.lingxi.{singular}" in ids
     assert any("quarantine_share_below_base_bank__events" in i for i in ids)
+    assert "unit_test.lingxi.int_customer_books_snapshotted.books_point_in_time_across_a_reassignment" in ids
+    assert any(i.startswith("test.lingxi.periods_do_not_overlap_stg_bank__customer_assignments") for i in ids)
 
 
 def test_parquet_exports_exist_with_the_contract_columns(warehouse_data_dir, con):
     marts = warehouse_data_dir / "marts"
-    for name in ("customer_features_monthly", "labels_adoption", "customer_360", "holdings_current",
-                 "customer_recent_events", "recommendation_feedback"):
+    for name in EXPORTS:
         assert (marts / f"{name}.parquet").is_file(), name
     columns = [r[0] for r in con.execute("describe customer_features_monthly").fetchall()]
     assert columns == ["customer_id", "snapshot_ts", *FEATURE_COLUMNS]
@@ -172,7 +175,7 @@ def test_no_leakage_features_recomputed_from_raw_events(con):
     category_of = "case " + " ".join(f"when e.product_id in ({', '.join(repr(p) for p in ps)}) then '{c}'"
                                      for c, ps in CATEGORIES.items()) + " end"
     everyday = "e.event_type = 'product_trade' and e.product_id = 'SAV_DEMAND'"
-    rfm = f"e.event_type in ('product_open', 'product_trade', 'product_redeem') and e.product_id <> 'SAV_DEMAND'"
+    rfm = "e.event_type in ('product_open', 'product_trade', 'product_redeem') and e.product_id <> 'SAV_DEMAND'"
     holds = ",\n".join(
         f"coalesce((select max_by(e.event_type = 'product_open', e.event_time) from events e "
         f"where e.customer_id = c.customer_id and e.product_id = '{p}' "
@@ -223,6 +226,50 @@ def test_customer_360_matches_the_current_snapshot(con):
            or c.holds_wlt_wmp < f.holds_wlt_wmp""").fetchone()[0]
     assert bad == 0
     assert con.execute("select count(*) - count(distinct customer_id) from customer_360").fetchone()[0] == 0
+
+
+def test_manager_books_hold_every_customer_once_as_the_raw_current_assignment(con):
+    columns = [r[0] for r in con.execute("describe manager_books").fetchall()]
+    assert columns == ["customer_id", "branch_id", "manager_id", "branch_name_zh", "branch_name_en",
+                       "branch_region_code", "assigned_since", "assignment_reason", "as_of_ts"]
+    n_customers = con.execute("select count(*) from customer_360").fetchone()[0]
+    rows, distinct, in_360 = con.execute("""
+        select count(*), count(distinct customer_id),
+               count(*) filter (where customer_id in (select customer_id from customer_360))
+        from manager_books""").fetchone()
+    assert rows == distinct == in_360 == n_customers
+    # recomputed from the raw extract: the period with no end is the one the mart publishes
+    mismatches = con.execute("""
+        select count(*) from manager_books b
+        full join (select * from raw_assignments where valid_to is null) r using (customer_id)
+        where coalesce(b.customer_id, r.customer_id) in (select customer_id from customer_360)
+          and (r.customer_id is null or b.manager_id <> r.manager_id or b.branch_id <> r.branch_id
+               or b.assigned_since <> r.valid_from)""").fetchone()[0]
+    assert mismatches == 0
+    managers = con.execute("select count(distinct manager_id), count(*) filter (where branch_name_zh is null) "
+                           "from manager_books").fetchone()
+    assert managers == (250, 0)
+    # sorted by manager, so a manager's book is contiguous in the file
+    unsorted = con.execute("""select count(*) from (select manager_id < lag(manager_id) over () as out_of_order
+                              from manager_books) where out_of_order""").fetchone()[0]
+    assert unsorted == 0
+
+
+def test_manager_books_monthly_adds_up_to_every_customer(warehouse_data_dir, con):
+    connection = duckdb.connect(str(warehouse_data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        per_snapshot = connection.execute("""
+            select snapshot_ts, sum(n_customers), count(*), sum(n_joined_last_month)
+            from marts.manager_books_monthly group by 1 order by 1""").fetchall()
+        current = dict(connection.execute("""select manager_id, n_customers from marts.manager_books_monthly
+            where snapshot_ts = (select max(snapshot_ts) from marts.manager_books_monthly)""").fetchall())
+    finally:
+        connection.close()
+    n_customers = con.execute("select count(*) from customer_360").fetchone()[0]
+    assert [r[0].date() for r in per_snapshot] == SNAPSHOTS
+    assert all(r[1] == n_customers and r[2] == 250 for r in per_snapshot)
+    assert sum(r[3] for r in per_snapshot) > 0  # reassignments reach the monthly books
+    assert current == dict(con.execute("select manager_id, count(*) from manager_books group by 1").fetchall())
 
 
 def test_bad_raw_rows_are_quarantined_with_a_reason(warehouse_data_dir):
