@@ -14,6 +14,7 @@ Kept apart from the CLI so the steps can be tested one by one:
 from __future__ import annotations
 
 import csv
+import gzip
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,13 +50,14 @@ def sniff_delimiter(sample: str) -> str:
 
 
 def read_table(path: str | Path) -> tuple[pd.DataFrame, dict]:
-    """Read a CSV (any common delimiter) or Parquet file; returns the frame and a description."""
+    """Read a CSV (any common delimiter, optionally gzipped) or Parquet file; returns the frame and a description."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(path)
     if path.suffix.lower() in {".parquet", ".pq"} or path.is_dir():
         return pd.read_parquet(path), {"format": "parquet"}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    opener = gzip.open if path.suffix.lower() == ".gz" else open  # e.g. the vendored UCI file
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as fh:
         sample = fh.read(64 * 1024)
     delimiter = sniff_delimiter(sample)
     df = pd.read_csv(path, sep=delimiter, encoding="utf-8-sig", low_memory=False)

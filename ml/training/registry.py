@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -78,18 +79,56 @@ class Registry:
         return self.root / previous
 
 
+# ------------------------------------------------------------------------------------------------
+# Loading
+# ------------------------------------------------------------------------------------------------
+def load_model(paths: Paths) -> tuple[PropensityModel, Path]:
+    folder = Registry(paths.models).current()
+    if folder is None:
+        raise FileNotFoundError(f"no current model under {paths.models} (run `make train`)")
+    return PropensityModel.load(folder), folder
+
+
+def describe(folder: Path) -> dict:
+    """A version's date, training rows, trees and calibration metrics (from its metadata.json)."""
+    meta_path = folder / "metadata.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    production = (meta.get("calibration_table") or {}).get("production", {})
+    stamp = folder.name.split("-")[0]
+    try:
+        trained = datetime.strptime(stamp, "%Y%m%dT%H%M%S%f").replace(tzinfo=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        trained = "?"
+    return {"version": folder.name, "trained": trained, "data_snapshot": meta.get("data_snapshot"),
+            "fit_rows": (meta.get("rows") or {}).get("fit"), "trees": production.get("trees"),
+            "map_at_5": production.get("map_at_5"), "recall_at_5": production.get("recall_at_5"),
+            "top_decile_lift": production.get("top_decile_lift")}
+
+
+def _cell(value, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.training.registry", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["list", "current", "rollback", "promote"])
-    parser.add_argument("version", nargs="?")
+    parser.add_argument("action", choices=["list", "current", "rollback", "promote"],
+                        help="list versions with their metrics, print the current one, go back one, or make VERSION current")
+    parser.add_argument("version", nargs="?", help="the version to promote (a folder name from `list`)")
     args = parser.parse_args(argv)
     registry = Registry(Paths.from_env().models)
     try:
         if args.action == "list":
             current = registry.current()
+            print("  version                                trained (UTC)       data to     fit rows  trees  "
+                  "MAP@5   recall@5  lift@10%  (calibration cut-off; * = current)")
             for v in registry.versions():
-                print(("* " if current and current.name == v else "  ") + v)
+                d = describe(registry.root / v)
+                print(f"{'*' if current and current.name == v else ' '} {v:<38} {d['trained']:<19} "
+                      f"{_cell(d['data_snapshot']):<11} {_cell(d['fit_rows']):>8} {_cell(d['trees']):>6}  "
+                      f"{_cell(d['map_at_5'], 3):<7} {_cell(d['recall_at_5'], 3):<9} {_cell(d['top_decile_lift'], 3)}")
         elif args.action == "current":
             print(registry.current() or "none")
         elif args.action == "rollback":
@@ -103,13 +142,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-# ------------------------------------------------------------------------------------------------
-# Loading
-# ------------------------------------------------------------------------------------------------
-def load_model(paths: Paths) -> tuple[PropensityModel, Path]:
-    folder = Registry(paths.models).current()
-    if folder is None:
-        raise FileNotFoundError(f"no current model under {paths.models} (run `make train`)")
-    return PropensityModel.load(folder), folder
