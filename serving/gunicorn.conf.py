@@ -32,6 +32,8 @@ def _prepare_multiproc_dir() -> None:
         path = Path(tempfile.mkdtemp(prefix="lingxi-metrics-"))
         _created.append(str(path))
         os.environ[_ENV] = str(path)
+    # Feast reads this older name and makes a directory of its own per worker when it is unset
+    os.environ.setdefault("PROMETHEUS_MULTIPROCESS_DIR", str(path))
 
 
 _prepare_multiproc_dir()  # at config load, in the master, before workers fork

@@ -3,9 +3,11 @@
 Under gunicorn with ``serving/gunicorn.conf.py`` (``make serve``) the workers share
 ``PROMETHEUS_MULTIPROC_DIR``: each writes its counters, histograms and gauges to its own files there,
 a scrape (answered by whichever worker) reads all of them, and the config's ``child_exit`` hook marks a
-dead worker's live gauges gone. Without that variable (a single process, the tests' client) the
-metrics live in the process. The variable must be set before ``prometheus_client`` is first imported,
-which the gunicorn config does in the master, before any worker starts.
+dead worker's live gauges gone. The variable must be set before ``prometheus_client`` is first
+imported (the client picks its storage then), which the gunicorn config does in the master, before
+any worker starts. Without it the metrics live in the process. (Importing Feast sets the variable to a
+private directory of its own when it is unset: a single process then keeps its metrics there, and
+only this app's ``lingxi_*`` families are served, not Feast's.)
 
 What is measured:
 
@@ -43,8 +45,23 @@ _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 STAGE_ONE_SOURCES = ("nightly", "live", "unknown")
 
 
-def multiprocess_dir() -> str | None:
-    return os.environ.get(MULTIPROC_ENV) or None
+def multiprocess_mode() -> bool:
+    """Whether this process's metric values live in ``PROMETHEUS_MULTIPROC_DIR`` files: decided by the
+    client when first imported, so the variable alone does not tell (it may have been set later)."""
+    from prometheus_client import values
+
+    return values.ValueClass is not values.MutexValue and bool(os.environ.get(MULTIPROC_ENV))
+
+
+class AppFamilies:
+    """Every process's ``lingxi_*`` families from the multiprocess files (other libraries' left out)."""
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        for family in MultiProcessCollector(None).collect():
+            if family.name.startswith("lingxi_"):
+                yield family
 
 
 class LiveCollector:
@@ -143,12 +160,10 @@ class ServingMetrics:
         from prometheus_client.exposition import choose_encoder
 
         encoder, content_type = choose_encoder(accept or "")
-        if multiprocess_dir() is None:
+        if not multiprocess_mode():
             return encoder(self.registry), content_type
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()  # every worker's files, plus this worker's live values
-        multiprocess.MultiProcessCollector(registry)
+        registry.register(AppFamilies())
         registry.register(self.live)
         return encoder(registry), content_type
 

@@ -1,7 +1,11 @@
 """``/metrics``: Prometheus text with route templates (never raw ids), status counts, latency
 histograms, feedback answers by type, stage-one source, versions and snapshot age; an optional
 token; and under real gunicorn with 2 workers, counts that sum both workers' requests and survive a
-worker's death."""
+worker's death.
+
+In-process counts are compared before and after: once Feast is imported (by other tests in the same
+run) this process keeps its metrics in Feast's multiprocess directory, shared by every app it makes.
+"""
 from __future__ import annotations
 
 import os
@@ -9,7 +13,6 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -42,7 +45,18 @@ def value(parsed: dict, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in parsed.items() if n == name and want <= ls)
 
 
+def scrape(client) -> dict[tuple[str, frozenset], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return samples(response.get_data(as_text=True))
+
+
 def test_metrics_in_process(client, auth, customer_ids):
+    before = scrape(client)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(parsed, name, **labels) - value(before, name, **labels)
+
     for cid in customer_ids[:6]:
         assert client.post(STAGE_ONE, json={"customer_id": cid}, headers=auth("crm")).status_code == 201
     rec = client.post(STAGE_ONE, json={"customer_id": customer_ids[7]}, headers=auth("crm")).json
@@ -61,23 +75,24 @@ def test_metrics_in_process(client, auth, customer_ids):
     assert response.status_code == 200 and response.content_type.startswith("text/plain")
     text = response.get_data(as_text=True)
     parsed = samples(text)
-    assert value(parsed, "lingxi_http_requests_total", route=STAGE_ONE, method="POST", status="201") == 7
-    assert value(parsed, "lingxi_http_requests_total", route=FEEDBACK, status="201") == 1
-    assert value(parsed, "lingxi_http_requests_total", route=FEEDBACK, status="200") == 1
-    assert value(parsed, "lingxi_http_requests_total", route=f"{V1}/customers/<customer_id>", status="404") == 1
-    assert value(parsed, "lingxi_http_requests_total", route="<unmatched>", status="404") == 1
-    assert value(parsed, "lingxi_http_request_duration_seconds_count", route=STAGE_ONE) == 7
-    assert value(parsed, "lingxi_http_request_duration_seconds_bucket", route=STAGE_ONE, le="+Inf") == 7
-    assert value(parsed, "lingxi_feedback_answers_total", stage="1", response="interested") == 1
-    assert value(parsed, "lingxi_feedback_answers_total", stage="1", response="not_interested") == 1
-    assert value(parsed, "lingxi_feedback_answers_total", response="already_owns") == 0
-    assert value(parsed, "lingxi_stage_one_total", source="unknown") == 7  # the fake engine does not say
+    assert delta("lingxi_http_requests_total", route=STAGE_ONE, method="POST", status="201") == 7
+    assert delta("lingxi_http_requests_total", route=FEEDBACK, status="201") == 1
+    assert delta("lingxi_http_requests_total", route=FEEDBACK, status="200") == 1
+    assert delta("lingxi_http_requests_total", route=f"{V1}/customers/<customer_id>", status="404") == 1
+    assert delta("lingxi_http_requests_total", route="<unmatched>", status="404") == 1
+    assert delta("lingxi_http_request_duration_seconds_count", route=STAGE_ONE) == 7
+    assert delta("lingxi_http_request_duration_seconds_bucket", route=STAGE_ONE, le="+Inf") == 7
+    assert delta("lingxi_feedback_answers_total", stage="1", response="interested") == 1
+    assert delta("lingxi_feedback_answers_total", stage="1", response="not_interested") == 1
+    assert delta("lingxi_feedback_answers_total", response="already_owns") == 0
+    assert delta("lingxi_stage_one_total", source="unknown") == 7  # the fake engine does not say
     assert value(parsed, "lingxi_model_info", model="fake-1") == 1
     snapshot = client.get("/readyz").json["checks"]["snapshot"]["version"]
     assert value(parsed, "lingxi_snapshot_info", version=snapshot) == 1
     assert 0 <= value(parsed, "lingxi_snapshot_age_seconds") < 3600  # the fixture wrote it just now
     assert customer_ids[7] not in text and rec["recommendation_id"] not in text  # templates, never ids
     assert "/metrics" not in {dict(ls).get("route") for (_, ls) in parsed}
+    assert all(name.startswith("lingxi_") for name, _ in parsed)  # only this app's families
 
 
 class LiveEngine(FakeEngine):
@@ -103,11 +118,13 @@ class TableEngine(FakeEngine):
 def test_stage_one_source(app_config, auth, customer_ids, data_dir, engine_class, source):
     app = create_app({**app_config, "LINGXI_ENGINE": engine_class(data_dir)})
     client = app.test_client()
+    before = scrape(client)
     for cid in customer_ids[:3]:
         assert client.post(STAGE_ONE, json={"customer_id": cid}, headers=auth("crm")).status_code == 201
-    parsed = samples(client.get("/metrics").get_data(as_text=True))
-    assert value(parsed, "lingxi_stage_one_total", source=source) == 3
-    assert value(parsed, "lingxi_stage_one_total") == 3
+    parsed = scrape(client)
+    assert value(parsed, "lingxi_stage_one_total", source=source) - value(before, "lingxi_stage_one_total",
+                                                                          source=source) == 3
+    assert value(parsed, "lingxi_stage_one_total") - value(before, "lingxi_stage_one_total") == 3
     app.extensions["lingxi"].store.close()
 
 
