@@ -33,7 +33,7 @@ def _prepare_multiproc_dir() -> None:
         _created.append(str(path))
         os.environ[_ENV] = str(path)
     # Feast reads this older name and makes a directory of its own per worker when it is unset
-    os.environ.setdefault("PROMETHEUS_MULTIPROCESS_DIR", str(path))
+    os.environ["PROMETHEUS_MULTIPROCESS_DIR"] = str(path)
 
 
 _prepare_multiproc_dir()  # at config load, in the master, before workers fork
