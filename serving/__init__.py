@@ -2,8 +2,8 @@
 
 ``create_app(test_config=None)`` reads the configuration from the environment (``serving.config``),
 applies ``test_config`` on top, and attaches the resources in ``init_app`` style: JSON errors,
-request logs, tokens, the product catalogue, the customer snapshot manager, the feedback store and
-the recommendation engine. Nothing is read or opened at import time.
+request logs, tokens, the product catalogue, the customer snapshot manager, the feedback store,
+the recommendation engine and the Prometheus metrics. Nothing is read or opened at import time.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from flask.json.provider import DefaultJSONProvider
 
 from ml.core.catalogue import load_catalogue
 
-from . import auth, errors, logs
+from . import auth, errors, logs, metrics
 from . import config as serving_config
 from .api import register
 from .api.common import EXTENSION
@@ -90,5 +90,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         logging.getLogger("lingxi.serving").warning("engine not loaded: %s", slot.error,
                                                     extra={"event": "engine_not_loaded"})
 
+    metrics.init_app(app)
     register(app)
     return app

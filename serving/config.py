@@ -18,6 +18,7 @@ Every key is a ``LINGXI_*`` name; ``create_app(test_config)`` may override any o
 | LINGXI_SNAPSHOT_CHECK_SECONDS | 5 | how often a request may stat the marts for a new snapshot |
 | LINGXI_SNAPSHOT_BACKGROUND_RELOAD | 1 | load a new snapshot in a background thread (0: in the request) |
 | LINGXI_LOG_LEVEL | INFO | level of the ``lingxi.serving`` JSON logger |
+| LINGXI_METRICS_TOKEN | (empty) | when set, ``/metrics`` requires ``Authorization: Bearer <this>``; open otherwise (see ``serving.metrics``) |
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LINGXI_SNAPSHOT_CHECK_SECONDS": float(env.get("LINGXI_SNAPSHOT_CHECK_SECONDS", 5)),
         "LINGXI_SNAPSHOT_BACKGROUND_RELOAD": _bool(env.get("LINGXI_SNAPSHOT_BACKGROUND_RELOAD", "1")),
         "LINGXI_LOG_LEVEL": env.get("LINGXI_LOG_LEVEL", "INFO"),
+        "LINGXI_METRICS_TOKEN": env.get("LINGXI_METRICS_TOKEN", ""),
     }
 
 
