@@ -2,8 +2,8 @@
 
 ``create_app(test_config=None)`` reads the configuration from the environment (``serving.config``),
 applies ``test_config`` on top, and attaches the resources in ``init_app`` style: JSON errors,
-request logs, the audit log, tokens and rate limits, the product catalogue, the customer snapshot manager, the feedback store and
-the recommendation engine. Nothing is read or opened at import time.
+request logs, the audit log, tokens and rate limits, the product catalogue, the customer snapshot
+manager, the feedback store and the recommendation engine. Nothing is read or opened at import time.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from flask.json.provider import DefaultJSONProvider
 
 from ml.core.catalogue import load_catalogue
 
-from . import audit, auth, errors, logs, ratelimit
+from . import audit_log, auth, errors, logs, ratelimit
 from . import config as serving_config
 from .api import register
 from .api.common import EXTENSION
@@ -64,7 +64,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     errors.init_app(app)
     logs.init_app(app)
-    audit.init_app(app)  # after the request log: the log shows a status the audit may change
+    audit_log.init_app(app)  # after the request log: the log shows a status the audit may change
     auth.init_app(app)
     ratelimit.init_app(app)
 

@@ -1,79 +1,31 @@
-"""The audit log: every read of a customer by a person, and its export.
-
-Every request of a manager, an admin, or the CRM acting for a manager that names or returns a
-customer (lookup, stage one, a logged list, stage two, feedback, segment pages, cold-start
-targets) adds one row per customer to ``customer_reads`` in the feedback store: who (token id and
-name), role, the manager acted for, when, which customer, which endpoint (the route template) and
-the answer's status. Refused attempts are recorded too (a 404 for a customer outside the book is
-how cross-book probing shows up). A successful read is only answered once it is recorded: if the
-store cannot take the rows, the answer becomes 503 ``audit_unavailable``.
-
-Export::
+"""Export the audit log of customer reads (``serving.audit_log`` records them) as CSV.
 
     python -m serving.audit export --since 2025-07-01 [--until 2025-08-01] --out reads.csv
 
 ``--since``/``--until`` are UTC dates or ISO date-times (``until`` exclusive); the store is
-``LINGXI_FEEDBACK_DB_URL`` (default the data dir's SQLite file) or ``--db-url``.
+``LINGXI_FEEDBACK_DB_URL`` (default the data dir's SQLite file) or ``--db-url``. One row per
+customer read: read_at (UTC), token id and name, role, the manager acted for, customer, method,
+endpoint (route template), status, request id.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import logging
 import sys
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from flask import Flask, current_app, g, jsonify, request
-
-from .errors import error_body
-from .store.audit import COLUMNS, CustomerRead, iter_reads, record_reads
-
-log = logging.getLogger("lingxi.serving")
+from . import config as serving_config
+from .store import SqlStore, open_store
+from .store.audit import COLUMNS, iter_reads
 
 
-def note(customer_ids: Iterable[str]) -> None:
-    """Mark customers this request reads (recorded when the answer is sent)."""
-    g.setdefault("audit_customers", []).extend(customer_ids)
-
-
-def _record(response):
-    principal = g.get("principal")
-    customers = g.get("audit_customers")
-    if principal is None or not customers:
-        return response
-    scope = g.get("scope")
-    services = current_app.extensions["lingxi"]
-    rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-    now = services.clock()
-    reads = [CustomerRead(now, principal.token_id, principal.name, principal.role,
-                          scope.acting_manager if scope is not None else None, customer_id, request.method, rule,
-                          response.status_code, g.get("request_id"))
-             for customer_id in dict.fromkeys(customers)]
-    try:
-        record_reads(services.store, reads)
-    except Exception as exc:  # noqa: BLE001 - any store failure: do not hand out an unrecorded read
-        log.error("audit rows not recorded: %s", type(exc).__name__, extra={"event": "audit_failed"})
-        if response.status_code < 400:
-            failed = jsonify(error_body("audit_unavailable", "the read could not be recorded in the audit log"))
-            failed.status_code = 503
-            return failed
-    return response
-
-
-def init_app(app: Flask) -> None:
-    """Register after the request log, so that the log shows the final status."""
-    app.after_request(_record)
-
-
-# -- export ------------------------------------------------------------------------------------
 def _moment(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def export_csv(store, out: Path, since: datetime, until: datetime | None = None) -> int:
+def export_csv(store: SqlStore, out: Path, since: datetime, until: datetime | None = None) -> int:
     """Write the reads of [since, until) to ``out`` (CSV with a header, UTC ISO times); the row count."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -92,9 +44,6 @@ def export_csv(store, out: Path, since: datetime, until: datetime | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import config as serving_config
-    from .store import open_store
-
     parser = argparse.ArgumentParser(prog="python -m serving.audit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     export = sub.add_parser("export", help="write the customer reads of a period as CSV")

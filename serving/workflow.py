@@ -199,7 +199,9 @@ def recommendation_body(rec: Recommendation, services: Services, feedback: Seque
     return body
 
 
-def stage_one(services: Services, customer_id: str, k: int, scope: Scope, explain: bool) -> dict[str, Any]:
+def stage_one(services: Services, customer_id: str, k: int, scope: Scope, explain: bool,
+              reads: Sequence[Any] = ()) -> dict[str, Any]:
+    """Rank, log the list (with the audit ``reads`` in the same commit) and return it."""
     require_customer(services, customer_id, scope)
     manager_id = scope.acting_manager
     engine = services.engine
@@ -211,7 +213,7 @@ def stage_one(services: Services, customer_id: str, k: int, scope: Scope, explai
         raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
     rec = Recommendation(uuid.uuid4().hex.upper(), customer_id, manager_id, 1, None, ranking.model_version,
                          services.clock(), _products_from(ranking, services, suppressed, k))
-    services.store.log_recommendation(rec)
+    services.store.log_recommendation(rec, reads)
     return recommendation_body(rec, services, excluded=_excluded(ranking, suppressed) if explain else None)
 
 
@@ -224,7 +226,8 @@ def load_recommendation(services: Services, recommendation_id: str, scope: Scope
     return rec
 
 
-def stage_two(services: Services, parent: Recommendation, k: int, manager_id: str | None, explain: bool) -> dict[str, Any]:
+def stage_two(services: Services, parent: Recommendation, k: int, manager_id: str | None, explain: bool,
+              reads: Sequence[Any] = ()) -> dict[str, Any]:
     if parent.stage != 1:
         raise ApiError(422, "not_stage_one", "stage two re-ranks a stage-one recommendation")
     feedback = services.store.latest_feedback(parent.recommendation_id)
@@ -240,7 +243,7 @@ def stage_two(services: Services, parent: Recommendation, k: int, manager_id: st
         raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
     rec = Recommendation(uuid.uuid4().hex.upper(), parent.customer_id, manager_id, 2, parent.recommendation_id,
                          ranking.model_version, services.clock(), _products_from(ranking, services, suppressed, k))
-    services.store.log_recommendation(rec)
+    services.store.log_recommendation(rec, reads)
     body = recommendation_body(rec, services, excluded=_excluded(ranking, suppressed) if explain else None)
     body["stage_one_feedback"] = [{"product_id": p, "response": r} for p, r in sorted(feedback.items())]
     return body

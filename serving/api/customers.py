@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from .. import audit, workflow
+from .. import audit_log as audit
+from .. import workflow
 from ..auth import require
 from .common import READ_ROLES, customer_id_param, query_params, scope, services
 

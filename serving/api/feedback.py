@@ -5,7 +5,8 @@ from flask import Blueprint, g, request
 
 from ml.recommendation.contract import RESPONSES
 
-from .. import audit, workflow
+from .. import audit_log as audit
+from .. import workflow
 from .. import validation as v
 from ..auth import require
 from ..errors import ApiError

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
-from .. import audit, workflow
+from .. import audit_log as audit
+from .. import workflow
 from .. import validation as v
 from ..auth import require
 from ..errors import ApiError
@@ -34,7 +35,8 @@ def create_recommendation():
     explain = v.boolean(body, "explain_exclusions")
     reach = scope(body)
     audit.note([customer_id])
-    result = workflow.stage_one(services(), customer_id, k, reach, explain)
+    result = workflow.stage_one(services(), customer_id, k, reach, explain, reads=audit.rows(201))
+    audit.recorded()  # logged with the list
     g.log_recommendation_id = result["recommendation_id"]
     return result, 201
 
@@ -66,5 +68,6 @@ def create_stage_two(recommendation_id: str):
     parent = workflow.load_recommendation(svc, rid, reach)
     g.log_customer_id = parent.customer_id
     audit.note([parent.customer_id])
-    result = workflow.stage_two(svc, parent, k, reach.acting_manager, explain)
+    result = workflow.stage_two(svc, parent, k, reach.acting_manager, explain, reads=audit.rows(201))
+    audit.recorded()  # logged with the list
     return result, 201

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
-from .. import audit, segments
+from .. import audit_log as audit
+from .. import segments
 from ..auth import require
 from ..validation import json_body
 from .common import READ_ROLES, scope, services

@@ -1,15 +1,18 @@
 """The audit log's rows in the feedback store (table ``customer_reads``, DDL in ``schema``).
 
 Appended with the recommendation log's relaxed flush (it survives a killed process; the last rows
-may be lost with the machine's power), read back in recording order for the export.
+may be lost with the machine's power) - for stage one and stage two in the very transaction that
+logs the list (one commit per request on the hot path) - and read back in recording order.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import astuple, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from .base import SqlStore
+if TYPE_CHECKING:
+    from .base import SqlStore
 
 COLUMNS = ("read_at", "token_id", "token_name", "role", "acting_manager_id", "customer_id", "method",
            "endpoint", "status", "request_id")
@@ -31,16 +34,21 @@ class CustomerRead:
     request_id: str | None
 
 
-def record_reads(store: SqlStore, reads: Sequence[CustomerRead]) -> None:
-    if not reads:
-        return
-    placeholders = ", ".join("?" * len(COLUMNS))
-    with store._write(durable=False) as cur:
+def insert_reads(store: "SqlStore", cur: Any, reads: Sequence[CustomerRead]) -> None:
+    """Add the rows inside the caller's write transaction."""
+    if reads:
+        placeholders = ", ".join("?" * len(COLUMNS))
         cur.executemany(store._sql(f"INSERT INTO customer_reads ({', '.join(COLUMNS)}) VALUES ({placeholders})"),
                         [(store._ts_in(r.read_at), *astuple(r)[1:]) for r in reads])
 
 
-def iter_reads(store: SqlStore, since: datetime, until: datetime | None = None,
+def record_reads(store: "SqlStore", reads: Sequence[CustomerRead]) -> None:
+    if reads:
+        with store._write(durable=False) as cur:
+            insert_reads(store, cur, reads)
+
+
+def iter_reads(store: "SqlStore", since: datetime, until: datetime | None = None,
                batch_size: int = 10_000) -> Iterator[list[CustomerRead]]:
     """Reads recorded in [since, until), oldest first, in batches, from one consistent view."""
     sql = f"SELECT {', '.join(COLUMNS)} FROM customer_reads WHERE read_at >= ?"

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from ml.core.feedback_log import EXPORT_COLUMNS
 
+from .audit import insert_reads
 from .schema import SCHEMA_VERSION
 
 
@@ -194,8 +195,10 @@ class SqlStore:
         self._query("SELECT 1")
 
     # -- recommendations -------------------------------------------------------------------
-    def log_recommendation(self, rec: Recommendation) -> None:
+    def log_recommendation(self, rec: Recommendation, reads: Sequence[Any] = ()) -> None:
+        """Log a list; ``reads`` (``audit.CustomerRead``) go to the audit log in the same transaction."""
         with self._write(durable=False) as cur:
+            insert_reads(self, cur, reads)
             cur.execute(self._sql(
                 "INSERT INTO recommendation_lists (recommendation_id, customer_id, manager_id, stage,"
                 " parent_recommendation_id, model_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),

@@ -45,12 +45,12 @@ def test_every_customer_read_is_recorded(app, client, auth, books, clock):
 
 
 def test_a_read_that_cannot_be_recorded_is_not_answered(app, client, auth, books, monkeypatch):
-    import serving.audit
+    import serving.audit_log
 
     def broken(store, rows):
         raise OSError("disk full")
 
-    monkeypatch.setattr(serving.audit, "record_reads", broken)
+    monkeypatch.setattr(serving.audit_log, "record_reads", broken)
     response = client.get(f"{V1}/customers/{books['M001'][0]}", headers=auth("manager"))
     assert response.status_code == 503 and response.json["error"]["code"] == "audit_unavailable"
     assert "attributes" not in response.json
