@@ -81,5 +81,5 @@ def require_visible_customer(snapshot: Snapshot, customer_id: str, scope: Scope)
 def require_visible_list(snapshot: Snapshot, customer_id: str, scope: Scope) -> None:
     """A logged list is visible when its customer is in the caller's book now (404 otherwise)."""
     index = snapshot.index_of(customer_id)
-    if scope.book is not None and (index is None or not visible(snapshot, index, scope)):
+    if index is None or not visible(snapshot, index, scope):
         raise ApiError(404, "unknown_recommendation", "no recommendation with this id")
