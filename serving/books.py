@@ -50,7 +50,7 @@ class Books:
     loaded: bool
 
     @classmethod
-    def empty(cls, rows: int) -> "Books":
+    def empty(cls, rows: int) -> Books:
         none = (np.full(rows, -1, dtype=np.int32), [])
         return cls(none, none, {}, np.full(rows, np.datetime64("NaT"), dtype="datetime64[D]"), loaded=False)
 

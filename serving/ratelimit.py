@@ -58,7 +58,7 @@ class RateLimiter:
         self._buckets: dict[str, list[float]] = {}  # token id -> [tokens left, last refill]
         self._lock = threading.Lock()
 
-    def rate_for(self, principal: "Principal") -> float:
+    def rate_for(self, principal: Principal) -> float:
         """Requests per second for the whole server (0: unlimited)."""
         if principal.rate_limit is not None:
             return principal.rate_limit
@@ -80,7 +80,7 @@ class RateLimiter:
             self._buckets[key] = [tokens, now]
             return (1.0 - tokens) / refill
 
-    def check(self, principal: "Principal") -> None:
+    def check(self, principal: Principal) -> None:
         rate = self.rate_for(principal)
         wait = self.retry_after(principal.token_id, rate)
         if wait is not None:

@@ -6,8 +6,8 @@ from flask import Blueprint, g, request
 from ml.recommendation.contract import RESPONSES
 
 from .. import audit_log as audit
-from .. import workflow
 from .. import validation as v
+from .. import workflow
 from ..auth import require
 from ..errors import ApiError
 from .common import WRITE_ROLES, recommendation_id_param, scope, services

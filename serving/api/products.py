@@ -8,8 +8,8 @@ from flask import Blueprint
 from ml.core.catalogue import CATEGORIES, RISK_LEVELS
 
 from .. import audit_log as audit
-from .. import workflow
 from .. import validation as v
+from .. import workflow
 from ..auth import require
 from ..errors import ApiError
 from .common import READ_ROLES, services

@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, g
 
 from .. import audit_log as audit
-from .. import workflow
 from .. import validation as v
+from .. import workflow
 from ..auth import require
 from ..errors import ApiError
 from .common import (

@@ -34,7 +34,7 @@ class CustomerRead:
     request_id: str | None
 
 
-def insert_reads(store: "SqlStore", cur: Any, reads: Sequence[CustomerRead]) -> None:
+def insert_reads(store: SqlStore, cur: Any, reads: Sequence[CustomerRead]) -> None:
     """Add the rows inside the caller's write transaction."""
     if reads:
         placeholders = ", ".join("?" * len(COLUMNS))
@@ -42,13 +42,13 @@ def insert_reads(store: "SqlStore", cur: Any, reads: Sequence[CustomerRead]) -> 
                         [(store._ts_in(r.read_at), *astuple(r)[1:]) for r in reads])
 
 
-def record_reads(store: "SqlStore", reads: Sequence[CustomerRead]) -> None:
+def record_reads(store: SqlStore, reads: Sequence[CustomerRead]) -> None:
     if reads:
         with store._write(durable=False) as cur:
             insert_reads(store, cur, reads)
 
 
-def iter_reads(store: "SqlStore", since: datetime, until: datetime | None = None,
+def iter_reads(store: SqlStore, since: datetime, until: datetime | None = None,
                batch_size: int = 10_000) -> Iterator[list[CustomerRead]]:
     """Reads recorded in [since, until), oldest first, in batches, from one consistent view."""
     sql = f"SELECT {', '.join(COLUMNS)} FROM customer_reads WHERE read_at >= ?"

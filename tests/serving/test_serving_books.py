@@ -9,7 +9,6 @@ import time
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from serving import create_app
 
