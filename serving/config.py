@@ -19,6 +19,10 @@ Every key is a ``LINGXI_*`` name; ``create_app(test_config)`` may override any o
 | LINGXI_SNAPSHOT_BACKGROUND_RELOAD | 1 | load a new snapshot in a background thread (0: in the request) |
 | LINGXI_LOG_LEVEL | INFO | level of the ``lingxi.serving`` JSON logger |
 | LINGXI_METRICS_TOKEN | (empty) | when set, ``/metrics`` requires ``Authorization: Bearer <this>``; open otherwise (see ``serving.metrics``) |
+| LINGXI_RATE_LIMITS | ``crm=300,manager=10,admin=10`` | requests per second per token by role (``off``: none); a token's own ``rate_limit`` wins; see ``serving.ratelimit`` |
+| LINGXI_RATE_BURST_SECONDS | 2 | a token may burst this many seconds' worth of requests |
+| LINGXI_RATE_WORKERS | ``$WEB_CONCURRENCY`` or 1 | gunicorn workers: each allows rate / workers |
+| LINGXI_SEGMENT_BOOK_CAP | 1000 | a manager's (or the CRM's for a manager) segment query reaches at most this many customers of the book |
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ from typing import Any
 from ml.core.config import SEEDS_DIR, Paths
 
 DEFAULT_ENGINE = "ml.engine.loading:load_engine"
+DEFAULT_RATE_LIMITS = "crm=300,manager=10,admin=10"
 
 
 def _bool(text: str) -> bool:
@@ -56,6 +61,10 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LINGXI_SNAPSHOT_BACKGROUND_RELOAD": _bool(env.get("LINGXI_SNAPSHOT_BACKGROUND_RELOAD", "1")),
         "LINGXI_LOG_LEVEL": env.get("LINGXI_LOG_LEVEL", "INFO"),
         "LINGXI_METRICS_TOKEN": env.get("LINGXI_METRICS_TOKEN", ""),
+        "LINGXI_RATE_LIMITS": env.get("LINGXI_RATE_LIMITS", DEFAULT_RATE_LIMITS),
+        "LINGXI_RATE_BURST_SECONDS": float(env.get("LINGXI_RATE_BURST_SECONDS", 2)),
+        "LINGXI_RATE_WORKERS": int(env.get("LINGXI_RATE_WORKERS") or env.get("WEB_CONCURRENCY") or 1),
+        "LINGXI_SEGMENT_BOOK_CAP": int(env.get("LINGXI_SEGMENT_BOOK_CAP", 1000)),
     }
 
 
