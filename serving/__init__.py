@@ -72,7 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                                 check_seconds=float(app.config["LINGXI_SNAPSHOT_CHECK_SECONDS"]),
                                 background=bool(app.config["LINGXI_SNAPSHOT_BACKGROUND_RELOAD"]))
     snapshots.refresh()
-    store = open_store(app.config["LINGXI_FEEDBACK_DB_URL"])
+    store = open_store(app.config["LINGXI_FEEDBACK_DB_URL"], timezone=app.config["LINGXI_TIMEZONE"])
     slot = load_engine(app.config["LINGXI_ENGINE"], data_dir)
     services = Services(
         catalogue=catalogue, snapshots=snapshots, store=store, engine_slot=slot,

@@ -1,7 +1,14 @@
 """The feedback store's tables, written once for both dialects (SQLite and PostgreSQL).
 
 Only two things differ between the engines: the timestamp type (SQLite keeps UTC text, PostgreSQL
-``TIMESTAMPTZ``) and the auto-increment key of the append-only ``feedback`` table.
+``TIMESTAMPTZ``) and the auto-increment key of the append-only ``feedback`` and
+``recommendation_order`` tables.
+
+``recommendation_order`` gives each logged list an increasing number (the export's watermark; a
+list's ``created_at`` comes from the worker's clock, so it cannot order commits). The
+``dashboard_*`` tables are the dashboard's daily counts (days in the bank's time zone, kept in
+``dashboard_state``), maintained in the same transaction as each write (``serving.store.dashboard``);
+``manager_id`` there is ``''`` for a list logged without a manager.
 """
 from __future__ import annotations
 
@@ -65,4 +72,21 @@ def ddl(dialect: Dialect) -> tuple[str, ...]:
         "CREATE INDEX IF NOT EXISTS feedback_customer ON feedback (customer_id, product_id, recorded_at)",
         "CREATE INDEX IF NOT EXISTS feedback_recommendation ON feedback (recommendation_id, product_id)",
         "CREATE INDEX IF NOT EXISTS feedback_recorded ON feedback (recorded_at)",
+        f"""CREATE TABLE IF NOT EXISTS recommendation_order (
+        seq {seq},
+        recommendation_id TEXT NOT NULL UNIQUE REFERENCES recommendation_lists (recommendation_id))""",
+        "CREATE TABLE IF NOT EXISTS dashboard_state (timezone TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS dashboard_items (
+        day TEXT NOT NULL, stage INTEGER NOT NULL, manager_id TEXT NOT NULL, product_id TEXT NOT NULL,
+        shown BIGINT NOT NULL, judged BIGINT NOT NULL, interested BIGINT NOT NULL,
+        not_interested BIGINT NOT NULL, already_owns BIGINT NOT NULL,
+        PRIMARY KEY (day, stage, manager_id, product_id))""",
+        """CREATE TABLE IF NOT EXISTS dashboard_lists (
+        day TEXT NOT NULL, stage INTEGER NOT NULL, manager_id TEXT NOT NULL,
+        lists BIGINT NOT NULL, judged BIGINT NOT NULL, with_interest BIGINT NOT NULL,
+        PRIMARY KEY (day, stage, manager_id))""",
+        """CREATE TABLE IF NOT EXISTS dashboard_feedback (
+        day TEXT NOT NULL, manager_id TEXT NOT NULL, product_id TEXT NOT NULL, response TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (day, manager_id, product_id, response))""",
     )

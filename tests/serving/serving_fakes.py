@@ -8,7 +8,9 @@ The fake engine respects the engine Protocol and its contract (only suitable, un
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from ml.recommendation.contract import (
     Target,
     UnknownCustomer,
 )
+from serving.store import Recommendation, ShownProduct
 
 RISK_TOLERANCE = {"conservative": 1, "cautious": 2, "balanced": 3, "growth": 4, "aggressive": 5}
 ASSET_BOUNDS = {"L1": (0, 50_000), "L2": (50_000, 200_000), "L3": (200_000, 500_000),
@@ -191,3 +194,23 @@ def make_customer_360(marts: Path, n: int = 400, seed: int = 11, *, events: bool
                              "amount": float(rng.uniform(100, 9000)), "channel": "system" if j == 0 else "mobile_banking"})
         pq.write_table(pa.Table.from_pylist(rows), marts / "customer_recent_events.parquet")
     return frame
+
+
+# -- feedback-store rows for the store tests ------------------------------------------------------
+T0 = datetime(2025, 7, 1, 2, 0, tzinfo=timezone.utc)
+
+
+def make_rec(customer: str = "A" * 32, stage: int = 1, parent: str | None = None, manager: str | None = "M001",
+             products=("SAV_TIME", "PRO_LIFE", "WLT_WMP"), at: datetime = T0) -> Recommendation:
+    """A recommendation list as serving logs it (ids random, scores made up)."""
+    shown = tuple(ShownProduct(p, i + 1, 0.9 - i / 10, 90 - i * 10, ({"code": "X", "text": "why"},), ("t",))
+                  for i, p in enumerate(products))
+    return Recommendation(uuid.uuid4().hex.upper(), customer, manager, stage, parent, "m-1", at, shown)
+
+
+def record(store, rec: Recommendation, key: str, items, manager: str = "M001", at: datetime = T0):
+    """``store.record_feedback`` with the request hash serving computes."""
+    from serving.workflow import request_hash
+
+    return store.record_feedback(idempotency_key=key, request_hash=request_hash(rec.recommendation_id, manager, items),
+                                 recommendation=rec, manager_id=manager, items=items, recorded_at=at)
