@@ -95,6 +95,28 @@ def test_push_reaches_the_online_store(store, vectors):
     assert served["contacted_last_30d"] == 1
 
 
+def test_an_older_push_never_overwrites_a_newer_one(store, vectors):
+    """Two workers push one customer; the one that read fewer answers lands last. The online row keeps
+    the count with more answers (then the later last answer), whatever the order of arrival."""
+    online = OnlineFeatures(store)
+    customer = vectors.customer_id.iloc[11]
+    first, second = datetime(2025, 7, 1, 9, 0, tzinfo=timezone.utc), datetime(2025, 7, 1, 9, 5, tzinfo=timezone.utc)
+
+    def row(when, answers):
+        counts = {c: 0 for c in FEEDBACK_COLUMNS} | {"fb_interested_credit": len(answers)}
+        return {"customer_id": customer, "event_timestamp": when, "fb_last_response_ts": when, **counts,
+                LAST_ANSWERS_FEATURE: answers}
+
+    older, newer = row(first, ["CRD_PLAT=interested"]), row(second, ["CRD_CARD=interested", "CRD_PLAT=interested"])
+    assert online.push_feedback(pd.DataFrame([newer])) == 1
+    assert online.push_feedback(pd.DataFrame([older])) == 0  # the late, older read: skipped
+    served = online.get(customer, datetime(2025, 7, 3, tzinfo=timezone.utc))
+    assert served["fb_interested_credit"] == 2 and list(served[LAST_ANSWERS_FEATURE]) == newer[LAST_ANSWERS_FEATURE]
+    assert online.push_feedback(pd.DataFrame([newer])) == 0  # the same again: nothing to write
+    changed = row(second.replace(minute=9), ["CRD_CARD=interested", "CRD_PLAT=interested"])
+    assert online.push_feedback(pd.DataFrame([changed, older | {"customer_id": vectors.customer_id.iloc[12]}])) == 2
+
+
 def test_feedback_source_keeps_the_latest_answer_per_product(tmp_path):
     products = pd.read_csv(Path(__file__).resolve().parents[2] / "seeds" / "products.csv").product_id.tolist()
     a, b = products[1], products[2]

@@ -49,7 +49,7 @@ def _unit(*parts: str) -> float:
 class FakeEngine:
     """Deterministic engine over the customer_360 snapshot of a data directory."""
 
-    def __init__(self, data_dir: Path, *, fail_push: bool = False) -> None:
+    def __init__(self, data_dir: Path, *, fail_push: bool | int = False) -> None:
         self.catalogue = load_catalogue(SEEDS_DIR / "products.csv")
         frame = pd.read_parquet(Path(data_dir) / "marts" / "customer_360.parquet")
         self.customers = frame.set_index("customer_id").to_dict("index")
@@ -147,7 +147,9 @@ class FakeEngine:
         return ColdStartResult(conflicts, tuple(targets[:n]), forecast, "fake-1-cold", warnings)
 
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if self.fail_push:
+        if self.fail_push:  # True: always; a number: that many pushes fail, then they succeed
+            if not isinstance(self.fail_push, bool):
+                self.fail_push -= 1
             raise ConnectionError("online store down")
         self.pushed.extend(dict(r) for r in rows)
 
