@@ -25,7 +25,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(data_dir: Path, port: int, log: Path, workers: int = 2) -> subprocess.Popen:
+def start(data_dir: Path, port: int, log: Path, workers: int = 2, db_url: str | None = None) -> subprocess.Popen:
+    """gunicorn over ``data_dir`` (its SQLite feedback store, or the store at ``db_url``)."""
     env = {**os.environ,
            "LINGXI_DATA_DIR": str(data_dir),
            "LINGXI_ENGINE": "serving_fakes:FakeEngine",
@@ -33,6 +34,8 @@ def start(data_dir: Path, port: int, log: Path, workers: int = 2) -> subprocess.
            "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     for name in ("LINGXI_FEEDBACK_DB_URL", "LINGXI_TOKENS_FILE", "LINGXI_TOKENS"):
         env.pop(name, None)
+    if db_url:
+        env["LINGXI_FEEDBACK_DB_URL"] = db_url
     handle = open(log, "ab")
     return subprocess.Popen([str(GUNICORN), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
                              "--timeout", "30", "serving:create_app()"], cwd=ROOT, env=env, stdout=handle,
