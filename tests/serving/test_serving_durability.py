@@ -191,7 +191,7 @@ class Cluster:
 
     def close(self) -> None:
         subprocess.run(self.run_as + [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=60)
+                       check=False, capture_output=True, timeout=60)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
