@@ -149,9 +149,10 @@ class SqlStore:
         raise NotImplementedError
 
     @contextmanager
-    def push_lock(self) -> Iterator[None]:
+    def push_lock(self, timeout: float = 5.0) -> Iterator[None]:
         """Held while reading a customer's answers and pushing them to the online store, so that
-        pushes from every worker reach it in the order their reads happened."""
+        pushes from every worker reach it in the order their reads happened. ``TimeoutError`` after
+        ``timeout`` seconds (a stuck push elsewhere must not hang a request: the push is retried)."""
         raise NotImplementedError
 
     def _fence(self) -> AbstractContextManager[None]:

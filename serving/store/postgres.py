@@ -6,6 +6,7 @@ The export reads in one REPEATABLE READ transaction, after a fence (``_fence``) 
 watermark exact: identity values are taken at insert, so they need not commit in order."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -68,10 +69,14 @@ class PostgresStore(SqlStore):
         return f"to_char({column} AT TIME ZONE '{timezone}', 'YYYY-MM-DD')"
 
     @contextmanager
-    def push_lock(self) -> Iterator[None]:
+    def push_lock(self, timeout: float = 5.0) -> Iterator[None]:
         # a session advisory lock: every worker of every machine on this database takes the same one
         conn = self._conn()
-        conn.execute("SELECT pg_advisory_lock(%s)", (_PUSH_LOCK_ID,))
+        deadline = time.monotonic() + timeout
+        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (_PUSH_LOCK_ID,)).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"online-store push lock busy for {timeout:g} s")
+            time.sleep(0.005)
         try:
             yield
         finally:

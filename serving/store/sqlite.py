@@ -70,10 +70,18 @@ class SqliteStore(SqlStore):
         return f"lingxi_local_day({column}, '{timezone}')"
 
     @contextmanager
-    def push_lock(self) -> Iterator[None]:
+    def push_lock(self, timeout: float = 5.0) -> Iterator[None]:
         # a lock file next to the database: SQLite is one machine's store, so its workers are too
         with open(self.path.with_name(self.path.name + ".push-lock"), "a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"online-store push lock busy for {timeout:g} s") from None
+                    time.sleep(0.005)
             try:
                 yield
             finally:

@@ -5,6 +5,7 @@ import logging
 import threading
 import time
 
+import pytest
 from serving_fakes import FakeEngine, make_rec, record
 from test_serving_api import customer_with_products, feedback
 
@@ -115,3 +116,18 @@ def test_two_workers_pushing_out_of_order_leave_the_newer_count(store_url, data_
     store_a.close()
     store_b.close()
     assert online.counts[rec.customer_id] == 2  # A's older count did not land last
+
+
+def test_the_push_lock_is_shared_by_workers_and_bounded(store_url):
+    """One lock for every worker's store; a push stuck elsewhere makes a wait fail, not hang."""
+    one, two = open_store(store_url), open_store(store_url, create=False)
+    with one.push_lock():
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            with two.push_lock(timeout=0.2):
+                pass
+        assert time.monotonic() - started < 5
+    with two.push_lock(timeout=0.2):  # released
+        pass
+    one.close()
+    two.close()
