@@ -89,17 +89,6 @@ def test_audit_rows_round_trip(store):
     everything = [r for batch in iter_reads(store, T0) for r in batch]
     assert everything == reads  # recording order
 
-def test_latest_judgement_wins(store):
-    rec = _rec()
-    store.log_recommendation(rec)
-    _feedback(store, rec, "key-0001", [("SAV_TIME", "interested")], at=T0)
-    _feedback(store, rec, "key-0002", [("SAV_TIME", "not_interested")], at=T0 + timedelta(minutes=1))
-    _feedback(store, rec, "key-0003", [("PRO_LIFE", "already_owns")], at=T0)
-    _feedback(store, rec, "key-0004", [("PRO_LIFE", "interested")], at=T0)  # same instant: insertion order
-    assert store.latest_feedback(rec.recommendation_id) == {"SAV_TIME": "not_interested", "PRO_LIFE": "interested"}
-    judgements = store.customer_judgements(rec.customer_id)
-    assert judgements["SAV_TIME"] == ("not_interested", T0 + timedelta(minutes=1))
-
 
 def test_concurrent_retries_store_once(store_url):
     """Many threads (own connections) racing with one key: one row set, every answer identical."""
