@@ -12,6 +12,7 @@ list's ``created_at`` comes from the worker's clock, so it cannot order commits)
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 SCHEMA_VERSION = 1
@@ -105,3 +106,7 @@ def ddl(dialect: Dialect) -> tuple[str, ...]:
         n BIGINT NOT NULL,
         PRIMARY KEY (day, manager_id, product_id, response))""",
     )
+
+
+# every table of the store, in creation order (what a full backup must carry)
+TABLES: tuple[str, ...] = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", "\n".join(ddl(SQLITE))))
