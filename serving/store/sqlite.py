@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .base import SqlStore, utc
+from .base import SqlStore, StoreUnavailable, utc
 from .schema import SQLITE, ddl
 
 _FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -76,6 +76,11 @@ class SqliteStore(SqlStore):
                 conn.execute(f"PRAGMA synchronous = {level}")
                 self._local.sync = level
             conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            self._discard()
+            if "locked" in str(exc) or "busy" in str(exc):  # another writer held it past busy_timeout
+                raise StoreUnavailable("the sqlite feedback store is busy") from exc
+            raise
         except sqlite3.Error:
             self._discard()
             raise

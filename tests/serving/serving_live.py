@@ -25,14 +25,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(data_dir: Path, port: int, log: Path, workers: int = 2) -> subprocess.Popen:
-    env = {**os.environ,
-           "LINGXI_DATA_DIR": str(data_dir),
-           "LINGXI_ENGINE": "serving_fakes:FakeEngine",
-           "LINGXI_LOG_LEVEL": "WARNING",
-           "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+def start(data_dir: Path, port: int, log: Path, workers: int = 2, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """gunicorn with the fake engine over ``data_dir``; ``env`` adds or overrides variables."""
+    base_env = {**os.environ,
+                "LINGXI_DATA_DIR": str(data_dir),
+                "LINGXI_ENGINE": "serving_fakes:FakeEngine",
+                "LINGXI_LOG_LEVEL": "WARNING",
+                "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     for name in ("LINGXI_FEEDBACK_DB_URL", "LINGXI_TOKENS_FILE", "LINGXI_TOKENS"):
-        env.pop(name, None)
+        base_env.pop(name, None)
+    env = {**base_env, **(env or {})}
     handle = open(log, "ab")
     return subprocess.Popen([str(GUNICORN), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
                              "--timeout", "30", "serving:create_app()"], cwd=ROOT, env=env, stdout=handle,
