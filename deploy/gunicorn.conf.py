@@ -2,9 +2,10 @@
 
 Command-line flags override these (the Makefile passes --bind, --workers and --threads).
 
-- timeout: a worker silent this long is killed. A worker's boot does not count against it: the
-  version loads in a background thread and the boot waits for it at most LINGXI_BOOT_WAIT_SECONDS
-  (20 s), well under half of this; a request that runs longer than this is a bug, not a load.
+- timeout: a worker silent this long is killed (counted from its first heartbeat, after the boot).
+  The boot itself is bounded: the version loads in a background thread and the boot waits for it
+  at most LINGXI_BOOT_WAIT_SECONDS (20 s), then the worker answers (503 "loading" until ready).
+  No request should come near 60 s; one that does is a bug, not a load.
 - graceful_timeout: on HUP / TERM, in-flight requests get this long to finish.
 - worker_tmp_dir: the heartbeat file on tmpfs, so a busy disk cannot make a healthy worker look dead.
 - sync workers read a request from the socket themselves: a client that sends its headers slowly

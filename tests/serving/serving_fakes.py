@@ -209,3 +209,13 @@ def make_version(data_dir: Path, version: str, n: int = 400, seed: int = 11, *, 
     if switch:
         versions.switch(data_dir, version)
     return folder
+
+
+def slow_engine(data_dir: Path) -> FakeEngine:
+    """``LINGXI_ENGINE=serving_fakes:slow_engine``: a fake engine that takes
+    ``LINGXI_FAKE_ENGINE_SECONDS`` to load (a full-scale boot, in a test)."""
+    import os
+    import time
+
+    time.sleep(float(os.environ.get("LINGXI_FAKE_ENGINE_SECONDS", "0")))
+    return FakeEngine(data_dir)

@@ -25,8 +25,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(data_dir: Path, port: int, log: Path, workers: int = 2, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """gunicorn with the fake engine over ``data_dir``; ``env`` adds or overrides variables."""
+def start(data_dir: Path, port: int, log: Path, workers: int = 2, env: dict[str, str] | None = None,
+          timeout: int = 30) -> subprocess.Popen:
+    """gunicorn with the fake engine over ``data_dir``; ``env`` adds or overrides variables,
+    ``timeout`` is gunicorn's worker timeout."""
     base_env = {**os.environ,
                 "LINGXI_DATA_DIR": str(data_dir),
                 "LINGXI_ENGINE": "serving_fakes:FakeEngine",
@@ -37,7 +39,7 @@ def start(data_dir: Path, port: int, log: Path, workers: int = 2, env: dict[str,
     env = {**base_env, **(env or {})}
     handle = open(log, "ab")
     return subprocess.Popen([str(GUNICORN), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-                             "--timeout", "30", "serving:create_app()"], cwd=ROOT, env=env, stdout=handle,
+                             "--timeout", str(timeout), "serving:create_app()"], cwd=ROOT, env=env, stdout=handle,
                             stderr=handle, start_new_session=True)  # own process group: kill -9 takes all
 
 

@@ -243,3 +243,35 @@ def test_unreachable_store_fails_fast(tmp_path: Path):
         with pytest.raises(StoreUnavailable):
             store.ping()
         assert time.monotonic() - started < 2.5
+
+
+# -- a slow boot ---------------------------------------------------------------------------------
+def test_a_slow_boot_answers_at_once_and_says_it_is_loading(tmp_path: Path):
+    """Before: the engine loaded inside the worker's boot; for as long as that took (seconds at full
+    scale, over a minute on a loaded machine) the workers accepted no connection: /healthz hung and
+    nothing said why. Now the boot waits at most LINGXI_BOOT_WAIT_SECONDS; then /healthz answers,
+    /readyz says "loading" (503) until the version is loaded, and no worker is restarted."""
+    from serving_fakes import make_customer_360
+
+    make_customer_360(tmp_path / "marts", n=50)
+    port, log = free_port(), tmp_path / "gunicorn.log"
+    base = f"http://127.0.0.1:{port}"
+    proc = start(tmp_path, port, log, env={
+        "LINGXI_ENGINE": "serving_fakes:slow_engine", "LINGXI_FAKE_ENGINE_SECONDS": "20",
+        "LINGXI_BOOT_WAIT_SECONDS": "1", "LINGXI_LOG_LEVEL": "INFO"})
+    started = time.monotonic()
+    try:
+        health = None
+        while health is None:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                health = requests.get(f"{base}/healthz", timeout=1)
+            except requests.RequestException:
+                time.sleep(0.1)
+        ready = requests.get(f"{base}/readyz", timeout=2)  # answered while the engine is still loading
+        assert health.status_code == 200 and ready.status_code == 503
+        assert "loading" in ready.json()["checks"]["engine"]["error"] and time.monotonic() - started < 20
+        wait_ready(base, proc, log, seconds=60)
+        assert "WORKER TIMEOUT" not in log.read_text() and log.read_text().count("Booting worker") == 2
+    finally:
+        kill9(proc)
