@@ -2,7 +2,8 @@
 # Install the Debian packages the tests or the benchmark run for real, when they are missing.
 #
 #   scripts/services.sh test    redis-server (Redis online store), postgresql (feedback store, pg_dump for
-#                               backups), wrk (load generator), promtool (alert rules), curl (README examples)
+#                               backups), wrk (load generator), promtool (alert rules), curl (README examples),
+#                               strace (the power-loss simulation of the SQLite store)
 #   scripts/services.sh bench   wrk
 #
 # Only installs: the tests start their own servers on loopback in temporary directories. Nothing is
@@ -26,6 +27,7 @@ case "$purpose" in
     have wrk || missing+=(wrk)
     have promtool || missing+=(prometheus)
     have curl || missing+=(curl)
+    have strace || missing+=(strace)
     ;;
   bench)
     have wrk || missing+=(wrk)
