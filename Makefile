@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse relations features train score strategies evaluate nightly pipeline eval-bank replay cold-start serve demo test bench clean
+.PHONY: help install java data warehouse warehouse-spark relations features train score strategies evaluate nightly pipeline eval-bank replay cold-start serve demo test bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,15 @@ data: $(INSTALLED)  ## generate the synthetic bank's raw tables (reused when SCA
 warehouse: $(INSTALLED)  ## dbt build: staging, intermediate, marts, tests; marts exported as Parquet
 	$(PY) -m serving.export
 	$(VENV)/bin/dbt build
+
+# Spark (dbt-spark's local session) needs Java 17+: installed here where it is missing and we are root.
+java:  ## Java 17+ for the Spark build (apt-get, as root, where java is missing)
+	@command -v java >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		{ apt-get install -y -qq openjdk-17-jre-headless || apt-get install -y -qq default-jre-headless; }; } || \
+		echo "warning: no java; the Spark build and its test need Java 17+ (openjdk-17-jre-headless)" >&2
+
+warehouse-spark: $(INSTALLED) java  ## the same dbt build on a local Apache Spark; marts in data/spark/marts (docs/spark.md)
+	$(VENV)/bin/dbt build --target spark --target-path target/spark --log-path logs/spark
 
 relations: $(INSTALLED)  ## product relations (substitute / complement) from current holdings: marts/product_relations.parquet
 	$(PY) -m ml.relations --holdings $(LINGXI_DATA_DIR)/marts/holdings_current.parquet --time-col held_since \
@@ -97,7 +106,7 @@ demo: pipeline  ## run the whole pipeline at demo scale and start the API
 	@$(PY) -m serving.examples --host $(HOST) --port $(PORT) || true
 	$(MAKE) --no-print-directory serve
 
-test: $(INSTALLED)  ## the full test suite (builds its own test-scale data in a temp dir)
+test: $(INSTALLED) java  ## the full test suite (builds its own test-scale data in a temp dir)
 	$(PY) -m pytest
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
