@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse relations features train score strategies evaluate nightly pipeline eval-bank replay cold-start serve demo test bench clean
+.PHONY: help install data warehouse relations features train score strategies evaluate nightly pipeline eval-bank replay cold-start serve demo test messages bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -99,7 +99,12 @@ demo: pipeline  ## run the whole pipeline at demo scale and start the API
 
 test: $(INSTALLED)  ## the import contracts, then the full test suite (builds its own test-scale data in a temp dir)
 	$(VENV)/bin/lint-imports
+	bash scripts/install-browser.sh
 	$(PY) -m pytest
+
+messages: $(INSTALLED)  ## re-extract the console's strings into its catalogues (then translate the new ones)
+	$(VENV)/bin/pybabel extract -F serving/console/babel.cfg -k _l --no-location --sort-output -o $(LINGXI_DATA_DIR)/messages.pot .
+	$(VENV)/bin/pybabel update -i $(LINGXI_DATA_DIR)/messages.pot -d serving/console/translations --ignore-obsolete --width 120
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
 	$(PY) -m benchmarks.bench --scale $(SCALE) --seed $(SEED) --workers $(WORKERS) --threads $(THREADS)

@@ -3,7 +3,8 @@
 ``create_app(test_config=None)`` reads the configuration from the environment (``serving.config``),
 applies ``test_config`` on top, and attaches the resources in ``init_app`` style: JSON errors,
 request logs, tokens, the product catalogue, the customer snapshot manager, the feedback store and
-the recommendation engine. Nothing is read or opened at import time.
+the recommendation engine; then the API's blueprints and the managers' console (``serving.console``).
+Nothing is read or opened at import time.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from flask.json.provider import DefaultJSONProvider
 
 from ml.core.catalogue import load_catalogue
 
-from . import auth, errors, logs
+from . import auth, console, errors, logs
 from . import config as serving_config
 from .api import register
 from .api.common import EXTENSION
@@ -91,4 +92,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                                                     extra={"event": "engine_not_loaded"})
 
     register(app)
+    console.init_app(app)
     return app

@@ -18,6 +18,12 @@ Every key is a ``LINGXI_*`` name; ``create_app(test_config)`` may override any o
 | LINGXI_SNAPSHOT_CHECK_SECONDS | 5 | how often a request may stat the marts for a new snapshot |
 | LINGXI_SNAPSHOT_BACKGROUND_RELOAD | 1 | load a new snapshot in a background thread (0: in the request) |
 | LINGXI_LOG_LEVEL | INFO | level of the ``lingxi.serving`` JSON logger |
+| LINGXI_SECRET_KEY | (generated) | signs the console's session cookie; unset: a random key kept in ``$LINGXI_DATA_DIR/console_secret.key`` |
+| LINGXI_CONSOLE_SESSION_MINUTES | 480 | a console login expires after this long |
+| LINGXI_CONSOLE_SECURE_COOKIE | 0 | send the console's cookies over HTTPS only (set to 1 behind TLS) |
+| LINGXI_CONTACT_COOLDOWN_DAYS | 14 | the call list leaves out customers shown a list or answered within this many days |
+| LINGXI_CALL_LIST_MIN_MATCH | 80 | a nightly match score at least this high puts a customer on the call list |
+| LINGXI_CALL_LIST_SIZE | 50 | customers per call-list page |
 """
 from __future__ import annotations
 
@@ -54,6 +60,12 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LINGXI_SNAPSHOT_CHECK_SECONDS": float(env.get("LINGXI_SNAPSHOT_CHECK_SECONDS", 5)),
         "LINGXI_SNAPSHOT_BACKGROUND_RELOAD": _bool(env.get("LINGXI_SNAPSHOT_BACKGROUND_RELOAD", "1")),
         "LINGXI_LOG_LEVEL": env.get("LINGXI_LOG_LEVEL", "INFO"),
+        "LINGXI_SECRET_KEY": env.get("LINGXI_SECRET_KEY") or None,
+        "LINGXI_CONSOLE_SESSION_MINUTES": int(env.get("LINGXI_CONSOLE_SESSION_MINUTES", 480)),
+        "LINGXI_CONSOLE_SECURE_COOKIE": _bool(env.get("LINGXI_CONSOLE_SECURE_COOKIE", "0")),
+        "LINGXI_CONTACT_COOLDOWN_DAYS": int(env.get("LINGXI_CONTACT_COOLDOWN_DAYS", 14)),
+        "LINGXI_CALL_LIST_MIN_MATCH": int(env.get("LINGXI_CALL_LIST_MIN_MATCH", 80)),
+        "LINGXI_CALL_LIST_SIZE": int(env.get("LINGXI_CALL_LIST_SIZE", 50)),
     }
 
 

@@ -186,10 +186,11 @@ def page(snapshot: Snapshot, matches: np.ndarray, after: str | None, limit: int)
     return hits, None
 
 
-def query(snapshot: Snapshot, spec: SegmentFilter, limit: int, cursor: str | None) -> dict[str, Any]:
-    """The response body of a segment query."""
+def query(snapshot: Snapshot, spec: SegmentFilter, limit: int, cursor: str | None,
+          within: np.ndarray | None = None) -> dict[str, Any]:
+    """The response body of a segment query (``within``: a row mask the caller may see, e.g. a book)."""
     after = decode_cursor(cursor, snapshot.version) if cursor else None
-    matches = mask(snapshot, spec)
+    matches = mask(snapshot, spec) if within is None else mask(snapshot, spec) & within
     rows, next_after = page(snapshot, matches, after, limit)
     return {
         "count": int(np.count_nonzero(matches)),

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from flask import Blueprint, g, request
 
+from ml.recommendation.contract import RESPONSES
+
 from .. import validation as v
 from .. import workflow
 from ..auth import require
-from ..engine import RESPONSES
 from ..errors import ApiError
 from .common import acting_manager, recommendation_id_param, services
 

@@ -1,0 +1,137 @@
+"""A manager's call list: whom to call today and why now.
+
+From a set of customers (a manager's book, or a segment), keep those with a reason to call now — an
+open trigger window (salary credit, deposit maturity, card replacement: the snapshot's trigger
+columns within ``trigger_window_days``) or a high match score in the nightly stage-one lists — and
+leave out the products a customer has declined or already owns (the same suppression rule as stage
+one) and customers shown a list within the contact policy's cool-down. Rank by expected value: the
+nightly score (probability x product value) of the best product still open to the customer.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from .workflow import Services, suppressions_from
+
+log = logging.getLogger("lingxi.serving")
+
+NIGHTLY_LISTS = Path("scores") / "stage_one.parquet"
+HIGH_SCORE = "high_score"
+
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    cooldown_days: int = 14   # no new call within this many days of the last list shown
+    min_match: int = 80       # a nightly match score this high is a reason to call
+
+
+@dataclass(frozen=True)
+class Proposal:
+    product_id: str
+    probability: float
+    expected_value: float
+    match_score: int
+
+
+@dataclass
+class CallEntry:
+    customer_id: str
+    why_now: list[dict[str, Any]]   # {"reason": trigger name or "high_score", "days": .., "match_score": ..}
+    proposal: Proposal | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def expected_value(self) -> float:
+        return self.proposal.expected_value if self.proposal else 0.0
+
+
+@dataclass
+class CallList:
+    entries: list[CallEntry]
+    considered: int
+    left_out_contacted: int
+    left_out_suppressed: int
+    nightly_as_of: datetime | None
+
+
+def nightly_lists_path(data_dir: Path) -> Path:
+    return Path(data_dir) / NIGHTLY_LISTS
+
+
+def nightly_lists(services: Services, data_dir: Path, customer_ids: Sequence[str]) -> dict[str, list[Proposal]]:
+    """The nightly stage-one list of each customer, best first (empty when nothing is published)."""
+    path = nightly_lists_path(data_dir)
+    if not path.exists() or not customer_ids:
+        return {}
+    try:
+        rows = services.duck().execute(
+            "SELECT customer_id, product_id, probability, score, match_score FROM read_parquet(?)"
+            " WHERE stage = 1 AND customer_id IN (SELECT unnest(?)) ORDER BY customer_id, rank",
+            [str(path), list(customer_ids)]).fetchall()
+    except duckdb.Error as exc:  # a table being replaced: the page shows triggers only
+        log.warning("nightly lists unavailable: %s", type(exc).__name__, extra={"event": "nightly_lists_failed"})
+        return {}
+    out: dict[str, list[Proposal]] = {}
+    for customer_id, product_id, probability, score, match in rows:
+        out.setdefault(customer_id, []).append(Proposal(product_id, float(probability), float(score), int(match)))
+    return out
+
+
+def _why_now(services: Services, snapshot, i: int) -> list[dict[str, Any]]:
+    window = services.trigger_window_days
+    return [{"reason": trigger, "days": days} for trigger, days in sorted(snapshot.triggers(i).items(),
+                                                                        key=lambda kv: (kv[1] is None, kv[1]))
+            if days is not None and days <= window]
+
+
+def build(services: Services, data_dir: Path, customer_ids: Sequence[str], policy: ContactPolicy, *,
+          every_customer: bool = False) -> CallList:
+    """The call list over ``customer_ids``. ``every_customer``: keep customers without a trigger or a
+    high score too (a segment turned into a call list), still ranked by expected value."""
+    snapshot = services.snapshot()
+    now = services.clock()
+    rows = {cid: i for cid in customer_ids if (i := snapshot.index_of(cid)) is not None}
+    ids = list(rows)
+    lists = nightly_lists(services, data_dir, ids)
+    judgements = services.store.judgements_of(ids)
+    contacted = services.store.last_contacts(ids, now - timedelta(days=policy.cooldown_days))
+    entries: list[CallEntry] = []
+    left_contacted = left_suppressed = 0
+    for cid, i in rows.items():
+        suppressed = suppressions_from(services, judgements.get(cid, {}))
+        open_products = [p for p in lists.get(cid, []) if p.product_id not in suppressed]
+        proposal = open_products[0] if open_products else None
+        why = _why_now(services, snapshot, i)
+        if proposal is not None and proposal.match_score >= policy.min_match:
+            why.append({"reason": HIGH_SCORE, "match_score": proposal.match_score})
+        if not why and not every_customer:
+            continue
+        if cid in contacted:
+            left_contacted += 1
+            continue
+        if proposal is None and lists.get(cid):
+            left_suppressed += 1  # every product the nightly run found is declined or owned
+            continue
+        entries.append(CallEntry(cid, why, proposal, snapshot.summary(i)))
+    entries.sort(key=lambda e: (-e.expected_value, _soonest(e), e.customer_id))
+    return CallList(entries, len(ids), left_contacted, left_suppressed, _as_of(nightly_lists_path(data_dir)))
+
+
+def _soonest(entry: CallEntry) -> float:
+    days = [w["days"] for w in entry.why_now if w.get("days") is not None]
+    return float(min(days)) if days else np.inf
+
+
+def _as_of(path: Path) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    except OSError:
+        return None
