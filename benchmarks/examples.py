@@ -1,10 +1,12 @@
 """Print working example calls: ``python -m benchmarks.examples --host H --port P``.
 
 ``make demo`` runs this before starting gunicorn. It makes sure two demo tokens exist (an admin and
-manager ``DEMO01``), keeping their plaintext in ``$LINGXI_DATA_DIR/demo_tokens.json`` (mode 0600)
-and only their hashes in the tokens file, and prints a bash script of curl calls that walks the
-manager workflow: lookup, segment, stage one, feedback, stage two, dashboard, cold start. Demo
-tokens are for a local demo only; revoke them with ``python -m serving.tokens revoke --name demo-admin``.
+the manager whose book holds the example customer, from ``manager_books``; ``DEMO01`` without
+books), keeping their plaintext in ``$LINGXI_DATA_DIR/demo_tokens.json`` (mode 0600) and only their
+hashes in the tokens file, and prints the console's address with both login tokens, then a bash
+script of curl calls that walks the manager workflow: lookup, segment, stage one, feedback, stage
+two, dashboard, cold start. Demo tokens are for a local demo only; revoke them with
+``python -m serving.tokens revoke --name demo-admin``.
 """
 from __future__ import annotations
 
@@ -27,8 +29,8 @@ DEMO_MANAGER_ID = "DEMO01"
 DEMO_TOKENS = {"admin": ("demo-admin", "admin", None), "manager": ("demo-manager", "manager", DEMO_MANAGER_ID)}
 
 
-def demo_tokens(data_dir: Path, tokens_file: Path) -> dict[str, str]:
-    """The demo tokens: reused when still valid, otherwise (re)created."""
+def demo_tokens(data_dir: Path, tokens_file: Path, manager_id: str = DEMO_MANAGER_ID) -> dict[str, str]:
+    """The demo tokens (the manager's for ``manager_id``): reused when still valid, otherwise (re)created."""
     path = data_dir / "demo_tokens.json"
     registry = TokenRegistry(tokens_file)
     try:
@@ -36,12 +38,13 @@ def demo_tokens(data_dir: Path, tokens_file: Path) -> dict[str, str]:
     except (OSError, ValueError):
         known = {}
     out = {}
-    for role, (name, token_role, manager_id) in DEMO_TOKENS.items():
+    for role, (name, token_role, default_manager) in DEMO_TOKENS.items():
+        wanted = manager_id if default_manager else None
         token = known.get(role)
         principal = registry.authenticate(token) if isinstance(token, str) else None
-        if principal is None or principal.name != name:
+        if principal is None or principal.name != name or principal.manager_id != wanted:
             revoke_token(tokens_file, name)
-            token = add_token(tokens_file, name, token_role, manager_id)
+            token = add_token(tokens_file, name, token_role, wanted)
         out[role] = token
     data_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -61,7 +64,30 @@ def example_customer(data_dir: Path) -> str | None:
     return str(ids[0].as_py()).upper() if len(ids) else None
 
 
-def script(base: str, tokens: dict[str, str], customer_id: str) -> str:
+def demo_manager(data_dir: Path, customer_id: str | None) -> str:
+    """The manager whose book holds ``customer_id`` (``manager_books`` beside the snapshot), else DEMO01."""
+    try:
+        source = resolve_source(data_dir / "marts")
+        books = source.customer_360.parent / "manager_books.parquet" if source else None
+        if customer_id and books is not None and books.exists():
+            table = pq.read_table(books, columns=["customer_id", "manager_id"]).to_pylist()
+            return next((row["manager_id"] for row in table if str(row["customer_id"]).upper() == customer_id),
+                        DEMO_MANAGER_ID)
+    except Exception:  # noqa: BLE001 - a demo helper: no books, the placeholder manager
+        pass
+    return DEMO_MANAGER_ID
+
+
+def console_note(base: str, tokens: dict[str, str], manager_id: str) -> str:
+    """Where the console is and how to log in (bash comments: the script stays runnable)."""
+    return "\n".join([
+        f"# Console (browser): {base}/console/ - log in with a token:",
+        f"#   manager {manager_id}: {tokens['manager']}",
+        f"#   admin: {tokens['admin']}",
+    ])
+
+
+def script(base: str, tokens: dict[str, str], customer_id: str, manager_id: str = DEMO_MANAGER_ID) -> str:
     """A bash script of curl calls over the whole workflow."""
     q = shlex.quote
     py = "python3 -c 'import json,sys; d=json.load(sys.stdin); print(%s)'"
@@ -74,11 +100,12 @@ def script(base: str, tokens: dict[str, str], customer_id: str) -> str:
                         "target_age_min": 25, "target_age_max": 70, "tags": ["fixed-income", "esg"]}, "n_targets": 10}
     return "\n".join([
         "#!/usr/bin/env bash",
-        "# Lingxi API examples - demo tokens (local demo only), see serving/examples.py",
+        "# Lingxi API examples - demo tokens (local demo only), see benchmarks/examples.py",
+        console_note(base, tokens, manager_id),
         "set -euo pipefail",
         f"BASE={q(base)}",
         f"ADMIN={q(tokens['admin'])}",
-        f"MANAGER={q(tokens['manager'])}   # manager {DEMO_MANAGER_ID}",
+        f"MANAGER={q(tokens['manager'])}   # manager {manager_id}",
         f"CUSTOMER={q(customer_id)}",
         'CURL=(curl -sS --fail-with-body -H "Content-Type: application/json")',
         "",
@@ -117,12 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = serving_config.finalise(serving_config.from_env())
     data_dir = Path(cfg["LINGXI_DATA_DIR"])
-    tokens = demo_tokens(data_dir, Path(cfg["LINGXI_TOKENS_FILE"]))
     customer = example_customer(data_dir)
+    manager_id = demo_manager(data_dir, customer)
+    tokens = demo_tokens(data_dir, Path(cfg["LINGXI_TOKENS_FILE"]), manager_id)
     if customer is None:
         print("# no customer snapshot yet (run the pipeline); using a placeholder id", file=sys.stderr)
         customer = "0" * 32
-    print(script(f"http://{args.host}:{args.port}", tokens, customer))
+    base = f"http://{args.host}:{args.port}"
+    print(script(base, tokens, customer, manager_id))
     return 0
 
 if __name__ == "__main__":

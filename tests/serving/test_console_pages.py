@@ -23,9 +23,12 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @pytest.fixture
 def books(data_dir: Path) -> pd.DataFrame:
-    frame = make_manager_books(data_dir / "marts")
-    make_nightly_lists(data_dir)
-    return frame
+    return make_manager_books(data_dir / "marts")
+
+
+@pytest.fixture
+def nightly(data_dir: Path, books) -> pd.DataFrame:
+    return make_nightly_lists(data_dir)
 
 
 @pytest.fixture
@@ -132,7 +135,7 @@ def test_book_rows_mark_exactly_the_managers_customers(app, books):
 
 
 # -- the call list ---------------------------------------------------------------------------------
-def test_today_lists_open_windows_and_high_scores_ranked_by_expected_value(app, books):
+def test_today_lists_open_windows_and_high_scores_ranked_by_expected_value(app, books, nightly):
     svc = app.extensions["lingxi"]
     with app.app_context():
         result = call_list.build(svc, app.config["LINGXI_DATA_DIR"], book_of(books, "M001"), call_list.ContactPolicy())
@@ -150,7 +153,7 @@ def test_today_lists_open_windows_and_high_scores_ranked_by_expected_value(app, 
             assert entry.proposal.match_score >= call_list.ContactPolicy().min_match
 
 
-def test_today_leaves_out_the_recently_contacted_and_declined_products(app, client, auth, books, clock):
+def test_today_leaves_out_the_recently_contacted_and_declined_products(app, client, auth, books, nightly, clock):
     svc = app.extensions["lingxi"]
     policy = call_list.ContactPolicy(cooldown_days=14)
     book = book_of(books, "M001")
@@ -169,7 +172,7 @@ def test_today_leaves_out_the_recently_contacted_and_declined_products(app, clie
     assert entry is None or entry.proposal is None or entry.proposal.product_id not in declined
 
 
-def test_a_segment_becomes_a_call_list_within_the_book(client, login, books):
+def test_a_segment_becomes_a_call_list_within_the_book(client, login, books, nightly):
     login("manager")
     page = client.get("/console/today?source=segment&age_min=60").get_data(as_text=True)
     listed = set(re.findall(r"/console/customers/([0-9A-F]{32})", page))
@@ -260,3 +263,25 @@ def test_htmx_is_served_from_the_app_not_a_cdn(client, login):
     assert not re.search(r"""(src|href)=["']https?://""", page)
     script = client.get("/console/static/htmx.min.js")
     assert script.status_code == 200 and b"htmx" in script.data
+
+
+# -- make demo -----------------------------------------------------------------------------------------
+def test_demo_prints_the_console_and_a_manager_and_admin_token(tmp_path, monkeypatch, capsys):
+    from serving_fakes import make_customer_360
+
+    from benchmarks.examples import example_customer, main
+    from serving.auth import TokenRegistry
+
+    make_customer_360(tmp_path / "marts", n=60)
+    books = make_manager_books(tmp_path / "marts")
+    monkeypatch.setenv("LINGXI_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("LINGXI_TOKENS_FILE", raising=False)
+    assert main(["--host", "127.0.0.1", "--port", "8123"]) == 0
+    out = capsys.readouterr().out
+    assert "# Console (browser): http://127.0.0.1:8123/console/" in out
+    manager_id = books.set_index("customer_id").at[example_customer(tmp_path), "manager_id"]
+    manager = re.search(rf"#   manager {manager_id}: (lx_\S+)", out)[1]
+    admin = re.search(r"#   admin: (lx_\S+)", out)[1]
+    registry = TokenRegistry(tmp_path / "tokens.json")
+    assert registry.authenticate(manager).manager_id == manager_id
+    assert registry.authenticate(admin).role == "admin"
