@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse relations features train score strategies evaluate nightly pipeline eval-bank replay cold-start serve demo test messages bench clean
+.PHONY: help install data warehouse relations features train score strategies evaluate nightly pipeline eval-bank replay cold-start serve demo services test messages bench backup restore clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -91,15 +91,17 @@ cold-start: eval-bank  ## hold a product out of training, rank its real adopters
 	$(PY) -m ml.evaluation.cold_start --product PRO_CAR --eval-data-dir $(EVAL_DIR)
 
 serve: $(INSTALLED)  ## start the API under gunicorn on $(HOST):$(PORT)
-	$(VENV)/bin/gunicorn --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) "serving:create_app()"
+	$(VENV)/bin/gunicorn --config serving/gunicorn.conf.py --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) "serving:create_app()"
 
 demo: pipeline  ## run the whole pipeline at demo scale and start the API
 	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT) || true
 	$(MAKE) --no-print-directory serve
 
-test: $(INSTALLED)  ## the import contracts, then the full test suite (builds its own test-scale data in a temp dir)
+services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, chromium)
+	@bash scripts/services.sh test
+
+test: $(INSTALLED) services  ## the import contracts, then the full test suite (builds its own test-scale data in a temp dir)
 	$(VENV)/bin/lint-imports
-	bash scripts/install-browser.sh
 	$(PY) -m pytest
 
 messages: $(INSTALLED)  ## re-extract the console's strings into its catalogues (then translate the new ones)
@@ -107,7 +109,16 @@ messages: $(INSTALLED)  ## re-extract the console's strings into its catalogues 
 	$(VENV)/bin/pybabel update -i $(LINGXI_DATA_DIR)/messages.pot -d serving/console/translations --ignore-obsolete --width 120
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
+	@bash scripts/services.sh bench
 	$(PY) -m benchmarks.bench --scale $(SCALE) --seed $(SEED) --workers $(WORKERS) --threads $(THREADS)
+
+KIND ?= auto
+backup: $(INSTALLED)  ## back up the feedback store (KIND=auto: weekly full, else incremental; run daily)
+	$(PY) -m serving.backup backup --kind $(KIND)
+
+restore: $(INSTALLED)  ## restore the last full backup and its incrementals into TO=<store URL> (AT=<backup name>)
+	@test -n "$(TO)" || { echo "usage: make restore TO=sqlite:///path/feedback.db [AT=<backup name>] [FORCE=1]" >&2; exit 2; }
+	$(PY) -m serving.backup restore --to "$(TO)" $(if $(AT),--at $(AT)) $(if $(FORCE),--force)
 
 clean:  ## remove generated data and reports (keeps .venv)
 	rm -rf data reports target logs

@@ -2,9 +2,9 @@
 
 ``create_app(test_config=None)`` reads the configuration from the environment (``serving.config``),
 applies ``test_config`` on top, and attaches the resources in ``init_app`` style: JSON errors,
-request logs, tokens, the product catalogue, the customer snapshot manager, the feedback store and
-the recommendation engine; then the API's blueprints and the managers' console (``serving.console``).
-Nothing is read or opened at import time.
+request logs, tokens, the product catalogue, the customer snapshot manager, the feedback store,
+the recommendation engine and the Prometheus metrics; then the API's blueprints and the managers'
+console (``serving.console``). Nothing is read or opened at import time.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from flask.json.provider import DefaultJSONProvider
 
 from ml.core.catalogue import load_catalogue
 
-from . import auth, console, errors, logs
+from . import auth, console, errors, logs, metrics
 from . import config as serving_config
 from .api import register
 from .api.common import EXTENSION
@@ -91,6 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         logging.getLogger("lingxi.serving").warning("engine not loaded: %s", slot.error,
                                                     extra={"event": "engine_not_loaded"})
 
+    metrics.init_app(app)
     register(app)
     console.init_app(app)
     return app

@@ -24,6 +24,7 @@ Every key is a ``LINGXI_*`` name; ``create_app(test_config)`` may override any o
 | LINGXI_CONTACT_COOLDOWN_DAYS | 14 | the call list leaves out customers shown a list or answered within this many days |
 | LINGXI_CALL_LIST_MIN_MATCH | 80 | a nightly match score at least this high puts a customer on the call list |
 | LINGXI_CALL_LIST_SIZE | 50 | customers per call-list page |
+| LINGXI_METRICS_TOKEN | (empty) | when set, ``/metrics`` requires ``Authorization: Bearer <this>``; open otherwise (see ``serving.metrics``) |
 """
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LINGXI_CONTACT_COOLDOWN_DAYS": int(env.get("LINGXI_CONTACT_COOLDOWN_DAYS", 14)),
         "LINGXI_CALL_LIST_MIN_MATCH": int(env.get("LINGXI_CALL_LIST_MIN_MATCH", 80)),
         "LINGXI_CALL_LIST_SIZE": int(env.get("LINGXI_CALL_LIST_SIZE", 50)),
+        "LINGXI_METRICS_TOKEN": env.get("LINGXI_METRICS_TOKEN", ""),
     }
 
 

@@ -50,6 +50,7 @@ class Services:
     trigger_window_days: int = 30
     timezone: str = "Asia/Shanghai"
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    metrics: Any = None  # serving.metrics.ServingMetrics once the app has metrics
     _duck: threading.local = field(default_factory=threading.local)
 
     @property
@@ -212,6 +213,8 @@ def stage_one(services: Services, customer_id: str, k: int, manager_id: str | No
                                    suppressed={p: s["reason"] for p, s in suppressed.items()})
     except UnknownCustomer:
         raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
+    if services.metrics is not None:
+        services.metrics.stage_one_served(ranking)
     rec = Recommendation(uuid.uuid4().hex.upper(), customer_id, manager_id, 1, None, ranking.model_version,
                          services.clock(), _products_from(ranking, services, suppressed, k))
     services.store.log_recommendation(rec)
@@ -281,6 +284,8 @@ def record_feedback(services: Services, rec: Recommendation, manager_id: str, ke
     if result.status == "conflict":
         raise ApiError(409, "idempotency_conflict", "this idempotency key was used with a different request")
     if result.status == "created":
+        if services.metrics is not None:
+            services.metrics.feedback_stored(rec.stage, [row.response for row in result.rows])
         services.pusher.submit([rec.customer_id])  # best effort, off the request path (feedback_push)
         return 201, feedback_body(rec, manager_id, key, result.rows)
     return 200, feedback_body(rec, manager_id, key, result.rows)

@@ -1,21 +1,18 @@
 """The scale-out online store: the same feature repo on Redis serves what the SQLite store serves.
 
 Runs against ``LINGXI_TEST_REDIS_URL`` ("host:port") when set, else a throwaway ``redis-server``
-on a free loopback port when the binary is installed (Debian: ``apt-get install redis-server``);
-skipped, with the reason, otherwise.
+on a free loopback port (``scripts/services.sh test`` installs Debian's package; without it the
+tests fail under CI and are skipped with the reason elsewhere).
 """
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
 from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
+from real_services import redis_server
 
 from ml.core.config import Paths
 from ml.features.layout import FEEDBACK_COLUMNS, VECTOR_FEATURE
@@ -25,41 +22,13 @@ from ml.features.store import apply, get_store, materialize
 CURRENT = pd.Timestamp("2025-07-01")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(port: int, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"redis-server did not listen on {port}")
-
-
 @pytest.fixture(scope="module")
 def redis_address(tmp_path_factory):
     if os.environ.get("LINGXI_TEST_REDIS_URL"):
         yield os.environ["LINGXI_TEST_REDIS_URL"]
         return
-    binary = shutil.which("redis-server")
-    if not binary:
-        pytest.skip("redis-server is not installed (apt-get install -y redis-server) and LINGXI_TEST_REDIS_URL is unset")
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for(port)
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with redis_server(tmp_path_factory.mktemp("redis")) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

@@ -95,59 +95,20 @@ def customer_ids(data_dir: Path) -> list[str]:
 
 
 # -- PostgreSQL: a throw-away cluster on 127.0.0.1 (or LINGXI_TEST_POSTGRES_URL) ------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
-    """URL of a PostgreSQL server for the tests; skipped with the reason when none can be had."""
-    import glob
+    """URL of a PostgreSQL server for the tests (``real_services``: a failure under CI when none can
+    be had, a skip with the reason elsewhere)."""
     import os
-    import shutil
-    import subprocess
-    import tempfile
+
+    from real_services import postgres_cluster
 
     url = os.environ.get("LINGXI_TEST_POSTGRES_URL")
     if url:
         yield url
         return
-    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([shutil.which("initdb")] if shutil.which("initdb") else [])
-    if not initdb:
-        pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql) and LINGXI_TEST_POSTGRES_URL is unset")
-    bindir = Path(initdb[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="lingxi-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        import pwd
-
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run initdb as")
-        os.chown(base, user.pw_uid, user.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    data = base / "data"
-    try:
-        subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "lingxi", "--no-sync"],
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60",
-                                 "-o", f"-h 127.0.0.1 -p {port} -k {base} -F", "start"],
-                       check=True, capture_output=True, timeout=90)
-    except (subprocess.SubprocessError, OSError) as exc:
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"could not start a local PostgreSQL server: {exc}")
-    try:
-        yield f"postgresql://lingxi@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
+    with postgres_cluster() as url:
+        yield url
 
 
 @pytest.fixture
@@ -165,7 +126,7 @@ def postgres_url(postgres_server: str) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path: Path) -> str:
-    """The feedback store URL for each backend (PostgreSQL skipped when unavailable)."""
+    """The feedback store URL for each backend (PostgreSQL: see ``postgres_server``)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'feedback.db'}"
     return request.getfixturevalue("postgres_url")

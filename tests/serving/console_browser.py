@@ -1,8 +1,8 @@
 """A real browser for the console's tests: Debian's headless Chromium driven by Selenium.
 
-``scripts/install-browser.sh`` (run by ``make test``) installs ``chromium`` and ``chromium-driver``
-when missing. Without them the browser tests fail under CI (``CI=true``) and skip elsewhere, with
-the reason. Screenshots (1366x768) go to ``$LINGXI_REPORTS_DIR/console/``; ``axe_violations`` runs
+``make services`` (``scripts/services.sh``, run by ``make test``) installs ``chromium`` and
+``chromium-driver`` when missing. Without them the browser tests fail under CI (``CI=true``) and
+skip elsewhere, with the reason. Screenshots (1366x768) go to ``$LINGXI_REPORTS_DIR/console/``; ``axe_violations`` runs
 the vendored axe-core in the page.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def require_browser() -> None:
     except ImportError:
         missing.append("the selenium package")
     if missing:
-        reason = f"missing {', '.join(missing)}: run scripts/install-browser.sh (as root)"
+        reason = f"missing {', '.join(missing)}: run `make services` (as root)"
         if in_ci():
             pytest.fail(reason)
         pytest.skip(reason)

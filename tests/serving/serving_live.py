@@ -17,6 +17,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
+GUNICORN_CONFIG = ROOT / "serving" / "gunicorn.conf.py"  # as make serve: metrics summed over the workers
 
 
 def free_port() -> int:
@@ -25,18 +26,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(data_dir: Path, port: int, log: Path, workers: int = 2) -> subprocess.Popen:
-    env = {**os.environ,
-           "LINGXI_DATA_DIR": str(data_dir),
-           "LINGXI_ENGINE": "serving_fakes:FakeEngine",
-           "LINGXI_LOG_LEVEL": "WARNING",
-           "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    for name in ("LINGXI_FEEDBACK_DB_URL", "LINGXI_TOKENS_FILE", "LINGXI_TOKENS"):
-        env.pop(name, None)
+def start(data_dir: Path, port: int, log: Path, workers: int = 2, **extra_env: str) -> subprocess.Popen:
+    """gunicorn as ``make serve`` runs it (its config: metrics summed over the workers, kept in a
+    folder beside ``log``); ``extra_env`` adds or overrides environment variables."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("LINGXI_FEEDBACK_DB_URL", "LINGXI_TOKENS_FILE", "LINGXI_TOKENS")}
+    env.update({"LINGXI_DATA_DIR": str(data_dir),
+                "LINGXI_ENGINE": "serving_fakes:FakeEngine",
+                "LINGXI_LOG_LEVEL": "WARNING",
+                "PROMETHEUS_MULTIPROC_DIR": str(log.with_suffix(".metrics")),
+                "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    env.update(extra_env)
     handle = open(log, "ab")
-    return subprocess.Popen([str(GUNICORN), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-                             "--timeout", "30", "serving:create_app()"], cwd=ROOT, env=env, stdout=handle,
-                            stderr=handle, start_new_session=True)  # own process group: kill -9 takes all
+    return subprocess.Popen([str(GUNICORN), "--config", str(GUNICORN_CONFIG), "--workers", str(workers),
+                             "--bind", f"127.0.0.1:{port}", "--timeout", "30", "serving:create_app()"],
+                            cwd=ROOT, env=env, stdout=handle, stderr=handle,
+                            start_new_session=True)  # own process group: kill -9 takes all
 
 
 def wait_ready(base: str, proc: subprocess.Popen, log: Path, seconds: float = 60) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from real_services import unavailable
 from serving_fakes import make_customer_360
 from serving_live import HERE, free_port, kill9, start, wait_ready
 
@@ -63,7 +64,7 @@ def test_load_test_writes_the_bench_keys(tmp_path: Path, fake_engine_env, monkey
 @pytest.mark.parametrize("generator", ["wrk", "asyncio"])
 def test_open_loop_generators_time_every_scheduled_request(tmp_path: Path, generator: str):
     if generator == "wrk" and loadgen.wrk_path() is None:
-        pytest.skip("wrk is not installed")
+        unavailable("wrk is not installed (Debian: wrk)")
     make_customer_360(tmp_path / "marts", n=100, events=False)
     token = add_token(tmp_path / "tokens.json", "crm-load", "crm")
     port, log = free_port(), tmp_path / "gunicorn.log"
