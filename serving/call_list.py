@@ -85,11 +85,25 @@ def nightly_lists(services: Services, data_dir: Path, customer_ids: Sequence[str
     return out
 
 
-def _why_now(services: Services, snapshot, i: int) -> list[dict[str, Any]]:
+def _rows(snapshot, customer_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The ids found in the snapshot and their rows (vectorised: a book has thousands of customers)."""
+    if not len(customer_ids) or not snapshot.rows:
+        return [], np.empty(0, dtype=np.int64)
+    keys = np.asarray([c.upper() for c in customer_ids], dtype="S32")
+    at = np.minimum(np.searchsorted(snapshot.ids, keys), snapshot.rows - 1)
+    found = snapshot.ids[at] == keys
+    return [customer_ids[j] for j in np.flatnonzero(found)], at[found]
+
+
+def _open_windows(services: Services, snapshot, rows: np.ndarray) -> list[list[dict[str, Any]]]:
+    """Per row, its open trigger windows (days since the event within the window), soonest first."""
     window = services.trigger_window_days
-    return [{"reason": trigger, "days": days} for trigger, days in sorted(snapshot.triggers(i).items(),
-                                                                        key=lambda kv: (kv[1] is None, kv[1]))
-            if days is not None and days <= window]
+    days = {trigger: snapshot.days_since[trigger][rows].tolist() for trigger in snapshot.days_since}
+    out = []
+    for j in range(len(rows)):
+        open_ = [(d, trigger) for trigger, values in days.items() if (d := values[j]) == d and d <= window]
+        out.append([{"reason": trigger, "days": int(d)} for d, trigger in sorted(open_)])
+    return out
 
 
 def build(services: Services, data_dir: Path, customer_ids: Sequence[str], policy: ContactPolicy, *,
@@ -98,26 +112,25 @@ def build(services: Services, data_dir: Path, customer_ids: Sequence[str], polic
     high score too (a segment turned into a call list), still ranked by expected value."""
     snapshot = services.snapshot()
     now = services.clock()
-    rows = {cid: i for cid in customer_ids if (i := snapshot.index_of(cid)) is not None}
-    ids = list(rows)
+    ids, rows = _rows(snapshot, customer_ids)
+    windows = _open_windows(services, snapshot, rows)
     lists = nightly_lists(services, data_dir, ids)
     judgements = services.store.judgements_of(ids)
     contacted = services.store.last_contacts(ids, now - timedelta(days=policy.cooldown_days))
     entries: list[CallEntry] = []
     left_contacted = left_suppressed = 0
-    for cid, i in rows.items():
-        suppressed = suppressions_from(services, judgements.get(cid, {}))
-        open_products = [p for p in lists.get(cid, []) if p.product_id not in suppressed]
-        proposal = open_products[0] if open_products else None
-        why = _why_now(services, snapshot, i)
+    for cid, i, why in zip(ids, rows.tolist(), windows):
+        listed = lists.get(cid, [])
+        suppressed = suppressions_from(services, judgements[cid]) if cid in judgements else {}
+        proposal = next((p for p in listed if p.product_id not in suppressed), None)
         if proposal is not None and proposal.match_score >= policy.min_match:
-            why.append({"reason": HIGH_SCORE, "match_score": proposal.match_score})
+            why = why + [{"reason": HIGH_SCORE, "match_score": proposal.match_score}]
         if not why and not every_customer:
             continue
         if cid in contacted:
             left_contacted += 1
             continue
-        if proposal is None and lists.get(cid):
+        if proposal is None and listed:
             left_suppressed += 1  # every product the nightly run found is declined or owned
             continue
         entries.append(CallEntry(cid, why, proposal, snapshot.summary(i)))
