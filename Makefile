@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse relations features train score strategies evaluate nightly pipeline eval-bank replay cold-start serve demo services test messages bench backup restore clean
+.PHONY: help install data warehouse relations features train score strategies evaluate nightly pipeline eval-bank replay cold-start serve demo services test messages bench attack backup restore clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -91,7 +91,7 @@ cold-start: eval-bank  ## hold a product out of training, rank its real adopters
 	$(PY) -m ml.evaluation.cold_start --product PRO_CAR --eval-data-dir $(EVAL_DIR)
 
 serve: $(INSTALLED)  ## start the API under gunicorn on $(HOST):$(PORT)
-	$(VENV)/bin/gunicorn --config serving/gunicorn.conf.py --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) "serving:create_app()"
+	WEB_CONCURRENCY=$(WORKERS) $(VENV)/bin/gunicorn --config serving/gunicorn.conf.py --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) "serving:create_app()"
 
 demo: pipeline  ## run the whole pipeline at demo scale and start the API
 	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT) || true
@@ -119,6 +119,10 @@ backup: $(INSTALLED)  ## back up the feedback store (KIND=auto: weekly full, els
 restore: $(INSTALLED)  ## restore the last full backup and its incrementals into TO=<store URL> (AT=<backup name>)
 	@test -n "$(TO)" || { echo "usage: make restore TO=sqlite:///path/feedback.db [AT=<backup name>] [FORCE=1]" >&2; exit 2; }
 	$(PY) -m serving.backup restore --to "$(TO)" $(if $(AT),--at $(AT)) $(if $(FORCE),--force)
+
+attack: $(INSTALLED)  ## a scripted attack on the real app under gunicorn (loopback, bounded; builds the data if missing): reports/security.json
+	@$(PY) -m benchmarks.attack --check || $(MAKE) --no-print-directory data nightly
+	$(PY) -m benchmarks.attack --workers $(WORKERS)
 
 clean:  ## remove generated data and reports (keeps .venv)
 	rm -rf data reports target logs

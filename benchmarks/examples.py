@@ -1,12 +1,12 @@
 """Print working example calls: ``python -m benchmarks.examples --host H --port P``.
 
 ``make demo`` runs this before starting gunicorn. It makes sure two demo tokens exist (an admin and
-the manager whose book holds the example customer, from ``manager_books``; ``DEMO01`` without
-books), keeping their plaintext in ``$LINGXI_DATA_DIR/demo_tokens.json`` (mode 0600) and only their
-hashes in the tokens file, and prints the console's address with both login tokens, then a bash
-script of curl calls that walks the manager workflow: lookup, segment, stage one, feedback, stage
-two, dashboard, cold start. Demo tokens are for a local demo only; revoke them with
-``python -m serving.tokens revoke --name demo-admin``.
+the manager of the example customer, from ``manager_books``: a manager only sees their own book),
+keeping their plaintext in ``$LINGXI_DATA_DIR/demo_tokens.json`` (mode 0600) and only their hashes
+in the tokens file, and prints the console's address with both login tokens, then a bash script of
+curl calls that walks the manager workflow: lookup,
+segment (the manager's book), stage one, feedback, stage two, dashboard, cold start. Demo tokens are
+for a local demo only; revoke them with ``python -m serving.tokens revoke --name demo-admin``.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from serving import config as serving_config
@@ -24,13 +25,11 @@ from serving.auth import TokenRegistry
 from serving.snapshot import resolve_source
 from serving.tokens import add_token, revoke_token
 
-DEMO_MANAGER_ID = "DEMO01"
-
-DEMO_TOKENS = {"admin": ("demo-admin", "admin", None), "manager": ("demo-manager", "manager", DEMO_MANAGER_ID)}
+PLACEHOLDER_MANAGER_ID = "M0001"  # only when the data has no books yet
 
 
-def demo_tokens(data_dir: Path, tokens_file: Path, manager_id: str = DEMO_MANAGER_ID) -> dict[str, str]:
-    """The demo tokens (the manager's for ``manager_id``): reused when still valid, otherwise (re)created."""
+def demo_tokens(data_dir: Path, tokens_file: Path, manager_id: str = PLACEHOLDER_MANAGER_ID) -> dict[str, str]:
+    """The demo tokens (admin, and manager ``manager_id``): reused when still valid, otherwise (re)created."""
     path = data_dir / "demo_tokens.json"
     registry = TokenRegistry(tokens_file)
     try:
@@ -38,13 +37,13 @@ def demo_tokens(data_dir: Path, tokens_file: Path, manager_id: str = DEMO_MANAGE
     except (OSError, ValueError):
         known = {}
     out = {}
-    for role, (name, token_role, default_manager) in DEMO_TOKENS.items():
-        wanted = manager_id if default_manager else None
+    wanted = {"admin": ("demo-admin", "admin", None), "manager": ("demo-manager", "manager", manager_id)}
+    for role, (name, token_role, manager) in wanted.items():
         token = known.get(role)
         principal = registry.authenticate(token) if isinstance(token, str) else None
-        if principal is None or principal.name != name or principal.manager_id != wanted:
+        if principal is None or principal.name != name or principal.manager_id != manager:
             revoke_token(tokens_file, name)
-            token = add_token(tokens_file, name, token_role, wanted)
+            token = add_token(tokens_file, name, token_role, manager)
         out[role] = token
     data_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -53,29 +52,23 @@ def demo_tokens(data_dir: Path, tokens_file: Path, manager_id: str = DEMO_MANAGE
     return out
 
 
-def example_customer(data_dir: Path) -> str | None:
+def example_customer(data_dir: Path) -> tuple[str | None, str | None]:
+    """(the first customer of the snapshot, that customer's manager from the books), None when missing."""
     try:
         source = resolve_source(data_dir / "marts")
     except Exception:  # noqa: BLE001 - a demo helper: no snapshot, no example id
-        return None
+        return None, None
     if source is None:
-        return None
+        return None, None
     ids = pq.ParquetFile(source.customer_360).read_row_group(0, columns=["customer_id"]).column(0)
-    return str(ids[0].as_py()).upper() if len(ids) else None
-
-
-def demo_manager(data_dir: Path, customer_id: str | None) -> str:
-    """The manager whose book holds ``customer_id`` (``manager_books`` beside the snapshot), else DEMO01."""
-    try:
-        source = resolve_source(data_dir / "marts")
-        books = source.customer_360.parent / "manager_books.parquet" if source else None
-        if customer_id and books is not None and books.exists():
-            table = pq.read_table(books, columns=["customer_id", "manager_id"]).to_pylist()
-            return next((row["manager_id"] for row in table if str(row["customer_id"]).upper() == customer_id),
-                        DEMO_MANAGER_ID)
-    except Exception:  # noqa: BLE001 - a demo helper: no books, the placeholder manager
-        pass
-    return DEMO_MANAGER_ID
+    if not len(ids):
+        return None, None
+    customer = str(ids[0].as_py()).upper()
+    if source.manager_books is None:
+        return customer, None
+    books = pq.read_table(source.manager_books, columns=["customer_id", "manager_id"])
+    mine = books.filter(pc.equal(pc.utf8_upper(books["customer_id"]), customer))
+    return customer, (str(mine["manager_id"][0].as_py()) if mine.num_rows else None)
 
 
 def console_note(base: str, tokens: dict[str, str], manager_id: str) -> str:
@@ -87,7 +80,7 @@ def console_note(base: str, tokens: dict[str, str], manager_id: str) -> str:
     ])
 
 
-def script(base: str, tokens: dict[str, str], customer_id: str, manager_id: str = DEMO_MANAGER_ID) -> str:
+def script(base: str, tokens: dict[str, str], customer_id: str, manager_id: str) -> str:
     """A bash script of curl calls over the whole workflow."""
     q = shlex.quote
     py = "python3 -c 'import json,sys; d=json.load(sys.stdin); print(%s)'"
@@ -100,12 +93,12 @@ def script(base: str, tokens: dict[str, str], customer_id: str, manager_id: str 
                         "target_age_min": 25, "target_age_max": 70, "tags": ["fixed-income", "esg"]}, "n_targets": 10}
     return "\n".join([
         "#!/usr/bin/env bash",
-        "# Lingxi API examples - demo tokens (local demo only), see benchmarks/examples.py",
+        "# Lingxi API examples - demo tokens (local demo only), see serving/examples.py",
         console_note(base, tokens, manager_id),
         "set -euo pipefail",
         f"BASE={q(base)}",
         f"ADMIN={q(tokens['admin'])}",
-        f"MANAGER={q(tokens['manager'])}   # manager {manager_id}",
+        f"MANAGER={q(tokens['manager'])}   # manager {manager_id}, whose book holds the customer",
         f"CUSTOMER={q(customer_id)}",
         'CURL=(curl -sS --fail-with-body -H "Content-Type: application/json")',
         "",
@@ -114,7 +107,7 @@ def script(base: str, tokens: dict[str, str], customer_id: str, manager_id: str 
         '"${CURL[@]}" "$BASE/readyz"; echo',
         "# 1. look a customer up",
         '"${CURL[@]}" -H "Authorization: Bearer $MANAGER" "$BASE/api/v1/customers/$CUSTOMER"; echo',
-        "# 2. a segment: age 30-50, assets 0.5-2M CNY, no wealth product (count + first page)",
+        "# 2. a segment of the manager's book: age 30-50, assets 0.5-2M CNY, no wealth product (count + first page)",
         f'"${{CURL[@]}}" -H "Authorization: Bearer $MANAGER" -d {q(json.dumps(segment))} "$BASE/api/v1/segments/query"; echo',
         "# 3. stage one",
         'REC=$("${CURL[@]}" -H "Authorization: Bearer $MANAGER" -d "{\\"customer_id\\": \\"$CUSTOMER\\", \\"k\\": 5}" '
@@ -144,14 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = serving_config.finalise(serving_config.from_env())
     data_dir = Path(cfg["LINGXI_DATA_DIR"])
-    customer = example_customer(data_dir)
-    manager_id = demo_manager(data_dir, customer)
-    tokens = demo_tokens(data_dir, Path(cfg["LINGXI_TOKENS_FILE"]), manager_id)
+    customer, manager = example_customer(data_dir)
     if customer is None:
         print("# no customer snapshot yet (run the pipeline); using a placeholder id", file=sys.stderr)
         customer = "0" * 32
-    base = f"http://{args.host}:{args.port}"
-    print(script(base, tokens, customer, manager_id))
+    if manager is None:
+        print(f"# no manager_books for the example customer; using {PLACEHOLDER_MANAGER_ID}", file=sys.stderr)
+        manager = PLACEHOLDER_MANAGER_ID
+    tokens = demo_tokens(data_dir, Path(cfg["LINGXI_TOKENS_FILE"]), manager)
+    print(script(f"http://{args.host}:{args.port}", tokens, customer, manager))
     return 0
 
 if __name__ == "__main__":

@@ -14,13 +14,14 @@ One run, against the bank in ``DIR`` (default ``$LINGXI_DATA_DIR``), writes into
 3. load from ``benchmarks.loadgen`` (wrk when installed): requests leave on a fixed schedule and
    each latency runs from the request's *scheduled* time, so queueing is never hidden
    (coordinated omission); a request not answered with the expected status is an error:
-   - ``stage_one``: ``POST /api/v1/recommendations`` for random customers, ``--rate`` per second
+   - ``stage_one``: ``POST /api/v1/recommendations`` for random customers (the CRM token acting for
+     each customer's manager), ``--rate`` per second
      for ``--seconds`` (default 500/s for 60 s), after a warm-up;
    - ``max_rps_p95_under_100ms``: a ladder of rates (``--ladder-seconds`` each) from there up, until
      p95 reaches 100 ms or a request fails; the highest rate that passed, confirmed over
      ``--seconds`` like the main run (every step in ``stage_one_ladder``);
    - ``feedback``: durable feedback writes (``Idempotency-Key`` each) on the lists just logged;
-   - ``segment_filter``: segment queries (count and first page over the whole snapshot);
+   - ``segment_filter``: segment queries (count and first page over the whole snapshot, as admin);
    - ``durability``: feedback under load, ``kill -9`` of the whole server (master and workers)
      mid-load, a restart, and a count of every acknowledged (201) request in the database: present
      exactly once, never twice; plus a client retry of one of them after the restart.
@@ -95,17 +96,22 @@ class Plan:
                    durability_rate=30, durability_kill_after=2, customers_sampled=200)
 
 
-def customer_sample(data_dir: Path, n: int, seed: int = 7) -> tuple[list[str], int]:
-    """(``n`` random customer ids of the current snapshot, the snapshot's row count)."""
+def customer_sample(data_dir: Path, n: int, seed: int = 7) -> tuple[list[tuple[str, str]], int]:
+    """(``n`` random (customer id, manager id) pairs of the current snapshot and its books, the
+    snapshot's row count). The CRM token acts for each customer's own manager."""
     import pyarrow.parquet as pq
 
     source = resolve_source(data_dir / "marts")
     if source is None:
         raise FileNotFoundError(f"no customer snapshot under {data_dir / 'marts'}")
-    ids = pq.read_table(source.customer_360, columns=["customer_id"]).column(0).to_numpy(zero_copy_only=False)
+    if source.manager_books is None:
+        raise FileNotFoundError(f"no manager_books.parquet next to {source.customer_360}")
+    n_rows = pq.read_metadata(source.customer_360).num_rows
+    books = pq.read_table(source.manager_books, columns=["customer_id", "manager_id"]).to_pandas()
+    books = books.dropna()
     rng = np.random.default_rng(seed)
-    picked = rng.choice(len(ids), size=min(n, len(ids)), replace=False)
-    return [str(ids[i]) for i in picked], int(len(ids))
+    picked = rng.choice(len(books), size=min(n, len(books)), replace=False)
+    return [(str(books.customer_id.iat[i]), str(books.manager_id.iat[i])) for i in picked], int(n_rows)
 
 
 # -- phases ---------------------------------------------------------------------------------------------
@@ -171,24 +177,24 @@ def _step(summary: dict[str, Any], kind: str) -> dict[str, Any]:
     return {"step": kind, **{k: summary[k] for k in keys}}
 
 
-def stage_one_requests(customers: list[str]) -> list[Request]:
-    return [Request("/api/v1/recommendations", json.dumps({"customer_id": c, "manager_id": "BENCH"}))
-            for c in customers]
+def stage_one_requests(customers: list[tuple[str, str]]) -> list[Request]:
+    return [Request("/api/v1/recommendations", json.dumps({"customer_id": c, "manager_id": m}))
+            for c, m in customers]
 
 
 def feedback_requests(scratch: Path, n: int = 5000, seed: int = 7) -> list[Request]:
     """One-item feedback on products shown in stage-one lists the server logged."""
     with sqlite3.connect(f"file:{scratch / 'feedback.db'}?mode=ro", uri=True) as db:
-        shown = db.execute("SELECT i.recommendation_id, i.product_id FROM recommendation_items i"
+        shown = db.execute("SELECT i.recommendation_id, i.product_id, l.manager_id FROM recommendation_items i"
                            " JOIN recommendation_lists l USING (recommendation_id) WHERE l.stage = 1"
                            " ORDER BY random() LIMIT ?", (n,)).fetchall()
     if not shown:
         raise RuntimeError("no logged stage-one lists with products to give feedback on")
     rng = np.random.default_rng(seed)
     out = []
-    for rid, product in shown:
+    for rid, product, manager in shown:  # answered for the manager the list was made for (the customer's)
         response = FEEDBACK_RESPONSES[int(rng.integers(len(FEEDBACK_RESPONSES)))]
-        body = {"items": [{"product_id": product, "response": response}], "manager_id": "BENCH"}
+        body = {"items": [{"product_id": product, "response": response}], "manager_id": manager}
         out.append(Request(f"/api/v1/recommendations/{rid}/feedback", json.dumps(body)))
     return out
 
@@ -221,12 +227,15 @@ def durability(server: Server, token: str, requests: list[Request], plan: Plan, 
     sent = int((~np.isnan(result.sent)).sum())
     in_flight = int(((result.sent < killed_at) & np.isnan(result.received)).sum())
     server.start()
+    scope = f"token:{token.split('_')[1]}/"  # keys are stored within the caller's scope
     with sqlite3.connect(f"file:{server.scratch / 'feedback.db'}?mode=ro", uri=True) as db:
         integrity = db.execute("PRAGMA integrity_check").fetchall()[0][0]
-        stored = dict(db.execute("SELECT request_key, COUNT(*) FROM feedback WHERE request_key LIKE ?"
-                                 " GROUP BY request_key", (f"{prefix}-%",)).fetchall())
-        keys = {k for (k,) in db.execute("SELECT idempotency_key FROM feedback_requests WHERE idempotency_key LIKE ?",
-                                         (f"{prefix}-%",)).fetchall()}
+        stored = {k.removeprefix(scope): c for k, c in db.execute(
+            "SELECT request_key, COUNT(*) FROM feedback WHERE request_key LIKE ? GROUP BY request_key",
+            (f"{scope}{prefix}-%",)).fetchall()}
+        keys = {k.removeprefix(scope) for (k,) in db.execute(
+            "SELECT idempotency_key FROM feedback_requests WHERE idempotency_key LIKE ?",
+            (f"{scope}{prefix}-%",)).fetchall()}
     present = sum(1 for key in acked if stored.get(key) == 1 and key in keys)
     retry = _retry_one(server, token, requests, prefix, acked, result)
     return {"acknowledged": len(acked), "present_after_restart": present,
@@ -263,7 +272,9 @@ def run_benchmark(data_dir: Path, *, workers: int = 2, threads: int = 1, plan: P
         started = time.monotonic()
         prepare_scratch(data_dir, scratch)
         log(f"scratch data dir ready ({time.monotonic() - started:.0f} s)")
-        token = add_token(scratch / "tokens.json", "loadtest", "crm")
+        # no rate limit on the load test's own tokens: it measures the server, not the limiter
+        token = add_token(scratch / "tokens.json", "loadtest", "crm", rate_limit=0)
+        admin = add_token(scratch / "tokens.json", "loadtest-admin", "admin", rate_limit=0)
         customers, n_customers = customer_sample(data_dir, plan.customers_sampled)
         server = Server(scratch, workers, threads, free_port())
         try:
@@ -282,7 +293,7 @@ def run_benchmark(data_dir: Path, *, workers: int = 2, threads: int = 1, plan: P
                                 idempotency_prefix=f"fb{int(time.time())}")
             log(f"feedback {plan.feedback_rate:.0f}/s: p95 {feedback['p95_ms']} ms, errors {feedback['errors']}")
             server.settle()
-            segments, seg_result = phase(server, token, segment_requests(), plan.segment_rate, plan.segment_seconds,
+            segments, seg_result = phase(server, admin, segment_requests(), plan.segment_rate, plan.segment_seconds,
                                          (200,), generator)
             segments["per_query_p95_ms"] = _per_query_p95(seg_result)
             log(f"segment filter: p95 {segments['p95_ms']} ms")

@@ -1,4 +1,4 @@
-"""A gunicorn server for the load test, on a scratch copy of the data (the test never writes the originals)."""
+"""A gunicorn server for the load test and the attack, on a scratch copy of the data (never writing the originals)."""
 from __future__ import annotations
 
 import os
@@ -62,8 +62,9 @@ def free_port() -> int:
 class Server:
     """gunicorn over the scratch dir, in its own process group (kill -9 takes master and workers)."""
 
-    def __init__(self, scratch: Path, workers: int, threads: int, port: int):
+    def __init__(self, scratch: Path, workers: int, threads: int, port: int, extra_env: dict[str, str] | None = None):
         self.scratch, self.workers, self.threads, self.port = scratch, workers, threads, port
+        self.extra_env = dict(extra_env or {})
         self.base = f"http://127.0.0.1:{port}"
         self.log = scratch / "gunicorn.log"
         self.proc: subprocess.Popen | None = None
@@ -73,9 +74,10 @@ class Server:
                "LINGXI_FEAST_CONFIG": "feature_store.yaml",  # the copied SQLite online store, never a shared Redis
                "LINGXI_TOKENS_FILE": str(self.scratch / "tokens.json"),
                "LINGXI_FEEDBACK_DB_URL": sqlite_url(self.scratch / "feedback.db"),
+               "WEB_CONCURRENCY": str(self.workers),  # each worker holds rate limits at rate / workers
                "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)}
         env.pop("LINGXI_TOKENS", None)
-        return env
+        return {**env, **self.extra_env}
 
     def command(self) -> list[str]:
         command = [str(GUNICORN), "--workers", str(self.workers), "--bind", f"127.0.0.1:{self.port}",

@@ -2,9 +2,9 @@
 
 ``create_app(test_config=None)`` reads the configuration from the environment (``serving.config``),
 applies ``test_config`` on top, and attaches the resources in ``init_app`` style: JSON errors,
-request logs, tokens, the product catalogue, the customer snapshot manager, the feedback store,
-the recommendation engine and the Prometheus metrics; then the API's blueprints and the managers'
-console (``serving.console``). Nothing is read or opened at import time.
+request logs, the audit log, tokens and rate limits, the product catalogue, the customer snapshot
+manager, the feedback store, the recommendation engine and the Prometheus metrics; then the API's
+blueprints and the managers' console (``serving.console``). Nothing is read or opened at import time.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from flask.json.provider import DefaultJSONProvider
 
 from ml.core.catalogue import load_catalogue
 
-from . import auth, console, errors, logs, metrics
+from . import audit_log, auth, console, errors, logs, metrics, ratelimit
 from . import config as serving_config
 from .api import register
 from .api.common import EXTENSION
@@ -65,7 +65,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     errors.init_app(app)
     logs.init_app(app)
+    audit_log.init_app(app)  # after the request log: the log shows a status the audit may change
     auth.init_app(app)
+    ratelimit.init_app(app)
 
     data_dir = Path(app.config["LINGXI_DATA_DIR"])
     catalogue = load_catalogue(Path(app.config["LINGXI_PRODUCTS_CSV"]))

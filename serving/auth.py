@@ -8,12 +8,14 @@ secrets, not passwords, so there is nothing to brute-force and a slow KDF would 
 Tokens file (JSON, or TOML with ``[[tokens]]`` tables)::
 
     {"tokens": [{"id": "3f2a...", "name": "crm-prod", "role": "crm", "manager_id": null,
-                 "salt": "<hex>", "hash": "<hex>", "created_at": "..."}]}
+                 "salt": "<hex>", "hash": "<hex>", "created_at": "...", "rate_limit": 50}]}
 
-Roles: ``crm`` (the CRM integration), ``manager`` (an account manager; ``manager_id`` required;
-may write feedback only under that id), ``admin`` (everything read-only plus cold start and
-dashboards). The file is re-read when it changes, so ``python -m serving.tokens add`` takes effect
-without a restart.
+Roles: ``crm`` (the CRM integration, acting for the manager each request names), ``manager`` (an
+account manager; ``manager_id`` required; sees and acts on its own book only), ``admin`` (reads
+everything, writes nothing in a manager's name; cold start and dashboards). Who may see which
+customer is ``serving.access``. ``rate_limit`` (optional, requests per second, 0 for none)
+overrides the role's limit for one token (``serving.ratelimit``). The file is re-read when it
+changes, so ``python -m serving.tokens add`` takes effect without a restart.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from typing import Any
 from flask import Flask, current_app, g, request
 
 from .errors import ApiError
+from .ratelimit import EXTENSION as RATE_EXTENSION
 
 ROLES = ("crm", "manager", "admin")
 MANAGER_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -44,12 +47,18 @@ EXTENSION = "lingxi_tokens"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's name, role and (for managers) manager id."""
+    """Who is calling: the token's name, role, (for managers) manager id and own rate limit."""
 
     token_id: str
     name: str
     role: str
     manager_id: str | None
+    rate_limit: float | None = None
+
+    @property
+    def caller(self) -> str:
+        """Whose idempotency keys these are: a manager across their tokens, any other token alone."""
+        return f"manager:{self.manager_id}" if self.role == "manager" else f"token:{self.token_id}"
 
 
 @dataclass(frozen=True)
@@ -60,9 +69,10 @@ class TokenEntry:
     manager_id: str | None
     salt: bytes
     digest: bytes
+    rate_limit: float | None = None
 
     def principal(self) -> Principal:
-        return Principal(self.token_id, self.name, self.role, self.manager_id)
+        return Principal(self.token_id, self.name, self.role, self.manager_id, self.rate_limit)
 
 
 def digest(salt: bytes, token: str) -> bytes:
@@ -75,11 +85,12 @@ def new_token() -> tuple[str, str]:
     return token_id, f"lx_{token_id}_{secrets.token_urlsafe(32)}"
 
 
-def make_entry(name: str, role: str, manager_id: str | None, token_id: str, token: str) -> dict[str, Any]:
+def make_entry(name: str, role: str, manager_id: str | None, token_id: str, token: str,
+               rate_limit: float | None = None) -> dict[str, Any]:
     """The stored (hashed) form of a token."""
     validate_identity(name, role, manager_id)
     salt = secrets.token_bytes(16)
-    return {
+    entry = {
         "id": token_id,
         "name": name,
         "role": role,
@@ -88,6 +99,16 @@ def make_entry(name: str, role: str, manager_id: str | None, token_id: str, toke
         "hash": digest(salt, token).hex(),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if rate_limit is not None:
+        entry["rate_limit"] = validate_rate_limit(rate_limit)
+    return entry
+
+
+def validate_rate_limit(value: Any) -> float:
+    """Requests per second (0: no limit for this token)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1e6:
+        raise ValueError("rate_limit must be a number of requests per second in [0, 1e6]")
+    return float(value)
 
 
 def validate_identity(name: str, role: str, manager_id: str | None) -> None:
@@ -112,8 +133,10 @@ def parse_entries(data: Any) -> list[TokenEntry]:
         validate_identity(item["name"], item["role"], manager_id)
         if not re.fullmatch(r"[0-9a-f]{12}", item["id"]):
             raise ValueError(f"token id {item['id']!r} is not 12 hex characters")
+        rate = item.get("rate_limit")
+        rate = validate_rate_limit(rate) if rate not in (None, "") else None
         entries.append(TokenEntry(item["id"], item["name"], item["role"], manager_id,
-                                  bytes.fromhex(item["salt"]), bytes.fromhex(item["hash"])))
+                                  bytes.fromhex(item["salt"]), bytes.fromhex(item["hash"]), rate))
     return entries
 
 
@@ -198,6 +221,9 @@ def current_principal() -> Principal:
     principal = current_app.extensions[EXTENSION].authenticate(token.strip())
     if principal is None:
         raise ApiError(401, "unauthorized", "invalid token", headers=challenge)
+    limiter = current_app.extensions.get(RATE_EXTENSION)
+    if limiter is not None:
+        limiter.check(principal)  # 429 past the token's rate
     return principal
 
 
@@ -213,6 +239,9 @@ def require(*roles: str) -> Callable:
             principal = current_principal()
             g.principal = principal
             if principal.role not in roles:
+                if principal.role == "admin" and request.method != "GET":
+                    raise ApiError(403, "admin_read_only",
+                                   "the admin role reads everything but writes nothing in a manager's name")
                 raise ApiError(403, "forbidden", f"role {principal.role!r} may not call this endpoint")
             return view(*args, **kwargs)
 

@@ -25,6 +25,10 @@ Every key is a ``LINGXI_*`` name; ``create_app(test_config)`` may override any o
 | LINGXI_CALL_LIST_MIN_MATCH | 80 | a nightly match score at least this high puts a customer on the call list |
 | LINGXI_CALL_LIST_SIZE | 50 | customers per call-list page |
 | LINGXI_METRICS_TOKEN | (empty) | when set, ``/metrics`` requires ``Authorization: Bearer <this>``; open otherwise (see ``serving.metrics``) |
+| LINGXI_RATE_LIMITS | ``crm=300,manager=10,admin=10`` | requests per second per token by role (``off``: none); a token's own ``rate_limit`` wins; see ``serving.ratelimit`` |
+| LINGXI_RATE_BURST_SECONDS | 2 | a token may burst this many seconds' worth of requests |
+| LINGXI_RATE_WORKERS | ``$WEB_CONCURRENCY`` or 1 | gunicorn workers: each allows rate / workers |
+| LINGXI_SEGMENT_BOOK_CAP | 1000 | a manager's (or the CRM's for a manager) segment query reaches at most this many customers of the book |
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from typing import Any
 from ml.core.config import SEEDS_DIR, Paths
 
 DEFAULT_ENGINE = "ml.engine.loading:load_engine"
+DEFAULT_RATE_LIMITS = "crm=300,manager=10,admin=10"
 
 
 def _bool(text: str) -> bool:
@@ -68,6 +73,10 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LINGXI_CALL_LIST_MIN_MATCH": int(env.get("LINGXI_CALL_LIST_MIN_MATCH", 80)),
         "LINGXI_CALL_LIST_SIZE": int(env.get("LINGXI_CALL_LIST_SIZE", 50)),
         "LINGXI_METRICS_TOKEN": env.get("LINGXI_METRICS_TOKEN", ""),
+        "LINGXI_RATE_LIMITS": env.get("LINGXI_RATE_LIMITS", DEFAULT_RATE_LIMITS),
+        "LINGXI_RATE_BURST_SECONDS": float(env.get("LINGXI_RATE_BURST_SECONDS", 2)),
+        "LINGXI_RATE_WORKERS": int(env.get("LINGXI_RATE_WORKERS") or env.get("WEB_CONCURRENCY") or 1),
+        "LINGXI_SEGMENT_BOOK_CAP": int(env.get("LINGXI_SEGMENT_BOOK_CAP", 1000)),
     }
 
 

@@ -5,17 +5,21 @@ Status policy (also in the OpenAPI document):
 - 400 the request is malformed (anything the OpenAPI schema can express): not JSON, wrong types,
   unknown fields, ids that are not 32 hex characters, values outside their enum or range, bad
   paging (limit out of range, malformed cursor), bad dates, repeated identical items.
-- 401 no or unknown bearer token; 403 the token's role may not do this (or a manager writing
-  feedback under another manager's id).
-- 404 unknown customer or recommendation (or route).
-- 409 an idempotency key reused with a different body; a paging cursor from an older snapshot.
+- 401 no or unknown bearer token; 403 the token's role may not do this (``admin_read_only`` when
+  admin would write in a manager's name), or a manager acting under another manager's id.
+- 404 unknown customer or recommendation (or route) - and a customer outside the caller's book,
+  or a list about one, with the very same body (``serving.access``).
+- 409 an idempotency key reused by the same caller with a different body; a paging cursor from an
+  older snapshot.
 - 413 body too large; 415 body is not ``application/json``.
 - 422 schema-valid but impossible: cross-field rules (a min above its max, ``from`` after ``to``),
   an unknown product or category, feedback for a product that the recommendation did not show or
   the same product twice with different responses, stage two on a stage-two recommendation or
   before any feedback, a cold-start product id that already exists.
+- 429 the token's rate limit (``Retry-After`` says when to retry; ``serving.ratelimit``).
 - 501 the loaded engine does not implement this capability (cold start).
-- 503 a dependency is not loaded yet (engine, customer snapshot).
+- 503 a dependency is not loaded yet (engine, customer snapshot), or a customer read could not be
+  recorded in the audit log (``audit_unavailable``).
 """
 from __future__ import annotations
 

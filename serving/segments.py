@@ -3,6 +3,11 @@
 Customers are ordered by customer id; a cursor is the last id of a page plus the snapshot version,
 base64url-encoded JSON. A cursor from another snapshot is refused (409) so that a paged export
 never mixes two nights' data: the client starts again from the first page.
+
+A query on behalf of a manager (a manager token, or the CRM naming ``manager_id``) only matches
+customers of that manager's book, and its pages together reach at most the first ``cap`` matches
+(``LINGXI_SEGMENT_BOOK_CAP``, in id order; ``capped`` says when more matched). Admin queries the
+whole snapshot (or one book, if it names a manager) without a cap.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ DEFAULT_LIMIT = 50
 REGION = re.compile(r"[0-9]{6}")
 CATEGORY = re.compile(r"[a-z]{1,32}")
 FIELDS = ("age", "assets_cny", "asset_levels", "risk_preferences", "regions", "holds", "not_holds",
-          "trigger", "limit", "cursor")
+          "trigger", "limit", "cursor", "manager_id")
 
 
 @dataclass(frozen=True)
@@ -186,15 +191,33 @@ def page(snapshot: Snapshot, matches: np.ndarray, after: str | None, limit: int)
     return hits, None
 
 
-def query(snapshot: Snapshot, spec: SegmentFilter, limit: int, cursor: str | None,
-          within: np.ndarray | None = None) -> dict[str, Any]:
-    """The response body of a segment query (``within``: a row mask the caller may see, e.g. a book)."""
+def first_matches(matches: np.ndarray, cap: int) -> np.ndarray:
+    """Only the first ``cap`` matches (in id order) stay reachable."""
+    hits = np.flatnonzero(matches)
+    if len(hits) <= cap:
+        return matches
+    kept = np.zeros_like(matches)
+    kept[hits[:cap]] = True
+    return kept
+
+
+def query(snapshot: Snapshot, spec: SegmentFilter, limit: int, cursor: str | None, *,
+          book: str | None = None, cap: int | None = None) -> dict[str, Any]:
+    """The response body of a segment query, within ``book`` (None: every customer) and ``cap``."""
+    assert snapshot.books is not None
     after = decode_cursor(cursor, snapshot.version) if cursor else None
-    matches = mask(snapshot, spec) if within is None else mask(snapshot, spec) & within
+    matches = mask(snapshot, spec)
+    if book is not None:
+        matches &= snapshot.books.mask(book)
+    count = int(np.count_nonzero(matches))
+    capped = False
+    if cap is not None and count > cap:
+        matches, capped = first_matches(matches, cap), True
     rows, next_after = page(snapshot, matches, after, limit)
     return {
-        "count": int(np.count_nonzero(matches)),
+        "count": count,
         "customers": [snapshot.summary(int(i)) for i in rows],
         "next_cursor": encode_cursor(snapshot.version, next_after) if next_after else None,
         "snapshot": snapshot.version,
+        "capped": capped,
     }

@@ -2,14 +2,17 @@
 
 Serving never opens the warehouse ``.duckdb`` file. It reads the Parquet export of the mart into
 numpy columns sorted by customer id (one copy per worker process) and answers lookups and segment
-filters from memory. Two ways to publish a new snapshot, checked at most every
+filters from memory. The managers' books (``manager_books.parquet``, ``serving.books``) are read
+from the same place in the same load and kept on the snapshot, so the customers and who may see
+them never come from two versions. Two ways to publish a new snapshot, checked at most every
 ``LINGXI_SNAPSHOT_CHECK_SECONDS`` by a request:
 
 1. Preferred: ``marts/_CURRENT`` holds the name of a sub-directory (``marts/<name>/customer_360.parquet``),
    written by the pipeline with write-temp-then-rename after the directory is complete. The name is
    the snapshot version.
-2. Otherwise ``marts/customer_360.parquet`` itself; its (mtime, inode, size) is the version. Writers
-   should replace it by rename; a half-written file fails to parse and the old snapshot stays.
+2. Otherwise ``marts/customer_360.parquet`` itself; its (mtime, inode, size), with the books
+   file's, is the version. Writers should replace it by rename; a half-written file fails to parse
+   and the old snapshot stays.
 
 A new snapshot is loaded off to the side (a background thread by default) and then published by a
 single reference assignment; a request keeps the snapshot object it started with, so in-flight
@@ -34,6 +37,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ml.core.catalogue import Catalogue
+
+from .books import MANAGER_BOOKS_FILE, Books, BooksError, load_books
 
 log = logging.getLogger("lingxi.serving")
 
@@ -74,6 +79,7 @@ class Source:
     version: str
     customer_360: Path
     recent_events: Path | None
+    manager_books: Path | None = None
 
 
 def resolve_source(marts: Path) -> Source | None:
@@ -94,14 +100,19 @@ def resolve_source(marts: Path) -> Source | None:
     else:
         base = marts
         path = marts / CUSTOMER_360_FILE
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            return None
-        stamp = f"{st.st_mtime_ns}:{st.st_ino}:{st.st_size}".encode()
-        version = "f" + hashlib.sha1(stamp).hexdigest()[:12]
+        stamps = []
+        for file in (path, marts / MANAGER_BOOKS_FILE):  # a new books file is a new version too
+            try:
+                st = os.stat(file)
+            except FileNotFoundError:
+                if file == path:
+                    return None
+                continue
+            stamps.append(f"{st.st_mtime_ns}:{st.st_ino}:{st.st_size}")
+        version = "f" + hashlib.sha1("|".join(stamps).encode()).hexdigest()[:12]
     events = base / RECENT_EVENTS_FILE
-    return Source(version, path, events if events.exists() else None)
+    books = base / MANAGER_BOOKS_FILE
+    return Source(version, path, events if events.exists() else None, books if books.exists() else None)
 
 
 def _dictionary(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
@@ -129,6 +140,11 @@ class Snapshot:
     recent_events: Path | None
     warnings: list[str] = field(default_factory=list)
     as_of: str | None = None
+    books: Books | None = None               # the managers' books of this same version
+
+    def __post_init__(self) -> None:
+        if self.books is None:
+            self.books = Books.empty(self.rows)
 
     @property
     def rows(self) -> int:
@@ -234,6 +250,10 @@ def load_snapshot(source: Source, catalogue: Catalogue) -> Snapshot:
     if source.recent_events is None:
         warnings.append(f"{RECENT_EVENTS_FILE} not found: lookups return no recent events")
     as_of = pc.max(table[AS_OF_COLUMN]).as_py() if AS_OF_COLUMN in names else None
+    try:
+        books = load_books(source.manager_books, unique_ids, warnings)
+    except BooksError as exc:  # a snapshot without its books would show managers the wrong customers
+        raise SnapshotError(str(exc)) from exc
     return Snapshot(
         version=source.version,
         loaded_at=datetime.now(timezone.utc),
@@ -249,6 +269,7 @@ def load_snapshot(source: Source, catalogue: Catalogue) -> Snapshot:
         recent_events=source.recent_events,
         warnings=warnings,
         as_of=as_of.isoformat() if isinstance(as_of, (datetime, date)) else None,
+        books=books,
     )
 
 

@@ -2,7 +2,7 @@
 
 ``add`` prints the fresh token once (stdout) and stores only its salted hash in the tokens file
 (``--file``, else ``LINGXI_TOKENS_FILE``, else ``$LINGXI_DATA_DIR/tokens.json``; a ``.toml`` path
-is written as TOML). ``list`` shows names and roles, ``revoke --name X`` removes a token. Writes
+is written as TOML); ``--rate-limit N`` gives the token its own requests-per-second limit. ``list`` shows names and roles, ``revoke --name X`` removes a token. Writes
 are atomic (temporary file + rename) and the file is created with mode 0600.
 """
 from __future__ import annotations
@@ -22,6 +22,8 @@ from .config import default_tokens_file
 def _toml_value(value: Any) -> str:
     if value is None:
         return '""'
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(float(value))  # a TOML float
     return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
@@ -53,14 +55,16 @@ def write_tokens_file(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def add_token(path: Path, name: str, role: str, manager_id: str | None = None) -> str:
-    """Create a token, store its hash, return the plaintext (shown once)."""
+def add_token(path: Path, name: str, role: str, manager_id: str | None = None,
+              rate_limit: float | None = None) -> str:
+    """Create a token, store its hash, return the plaintext (shown once). ``rate_limit`` (requests
+    per second, 0 for none) overrides the role's limit for this token."""
     data = read_tokens_file(path)
     tokens = list(data.get("tokens", []))
     if any(item["name"] == name for item in tokens):
         raise ValueError(f"a token named {name!r} already exists (revoke it first)")
     token_id, token = new_token()
-    tokens.append(make_entry(name, role, manager_id, token_id, token))
+    tokens.append(make_entry(name, role, manager_id, token_id, token, rate_limit))
     write_tokens_file(path, {"tokens": tokens})
     return token
 
@@ -82,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--name", required=True)
     add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--manager-id", default=None)
+    add.add_argument("--rate-limit", type=float, default=None,
+                     help="requests per second for this token (0: none); default the role's LINGXI_RATE_LIMITS")
     sub.add_parser("list", help="list token names and roles (never the tokens)")
     revoke = sub.add_parser("revoke", help="remove a token by name")
     revoke.add_argument("--name", required=True)
@@ -89,11 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     path = args.file or default_tokens_file()
     try:
         if args.command == "add":
-            print(add_token(path, args.name, args.role, args.manager_id))
+            print(add_token(path, args.name, args.role, args.manager_id, args.rate_limit))
             print(f"stored hash in {path}; the token is not shown again", file=sys.stderr)
         elif args.command == "list":
             for item in read_tokens_file(path).get("tokens", []):
-                print(f"{item['name']}\t{item['role']}\t{item.get('manager_id') or '-'}\t{item['id']}")
+                rate = item.get("rate_limit")
+                print(f"{item['name']}\t{item['role']}\t{item.get('manager_id') or '-'}\t{item['id']}"
+                      + (f"\t{rate:g}/s" if isinstance(rate, (int, float)) else ""))
         elif args.command == "revoke":
             if not revoke_token(path, args.name):
                 print(f"no token named {args.name!r}", file=sys.stderr)

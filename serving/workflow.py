@@ -30,6 +30,7 @@ from ml.recommendation.contract import (
     UnknownCustomer,
 )
 
+from .access import Scope, require_visible_customer, require_visible_list
 from .engine import EngineSlot
 from .errors import ApiError
 from .feedback_push import FeedbackPusher
@@ -109,17 +110,16 @@ def recent_events(services: Services, snapshot: Snapshot, customer_id: str, limi
             for r in rows]
 
 
-def require_customer(services: Services, customer_id: str) -> tuple[Snapshot, int]:
+def require_customer(services: Services, customer_id: str, scope: Scope) -> tuple[Snapshot, int]:
+    """The customer's snapshot row; 404 when unknown or outside the caller's book (``serving.access``)."""
     snapshot = services.snapshot()
-    index = snapshot.index_of(customer_id)
-    if index is None:
-        raise ApiError(404, "unknown_customer", "no customer with this id")
-    return snapshot, index
+    return snapshot, require_visible_customer(snapshot, customer_id, scope)
 
 
-def customer_view(services: Services, customer_id: str) -> dict[str, Any]:
+def customer_view(services: Services, customer_id: str, scope: Scope) -> dict[str, Any]:
     """Everything a manager sees when looking a customer up."""
-    snapshot, i = require_customer(services, customer_id)
+    snapshot, i = require_customer(services, customer_id, scope)
+    assert snapshot.books is not None
     suppressed = suppressions(services, customer_id)
     held = snapshot.holdings(i)
     holdings = [{"product_id": p, "source": "bank"} for p in held]
@@ -135,6 +135,7 @@ def customer_view(services: Services, customer_id: str) -> dict[str, Any]:
         "customer_id": customer_id,
         "snapshot": snapshot.version,
         "attributes": snapshot.summary(i),
+        "book": snapshot.books.entry(i),
         "profile": {str(k): _jsonable(v) for k, v in profile.items()} if profile is not None else None,
         "holdings": holdings,
         "recent_events": recent_events(services, snapshot, customer_id),
@@ -204,8 +205,11 @@ def recommendation_body(rec: Recommendation, services: Services, feedback: Seque
     return body
 
 
-def stage_one(services: Services, customer_id: str, k: int, manager_id: str | None, explain: bool) -> dict[str, Any]:
-    require_customer(services, customer_id)
+def stage_one(services: Services, customer_id: str, k: int, scope: Scope, explain: bool,
+              reads: Sequence[Any] = ()) -> dict[str, Any]:
+    """Rank, log the list (with the audit ``reads`` in the same commit) and return it."""
+    require_customer(services, customer_id, scope)
+    manager_id = scope.acting_manager
     engine = services.engine
     suppressed = suppressions(services, customer_id)
     try:
@@ -217,18 +221,22 @@ def stage_one(services: Services, customer_id: str, k: int, manager_id: str | No
         services.metrics.stage_one_served(ranking)
     rec = Recommendation(uuid.uuid4().hex.upper(), customer_id, manager_id, 1, None, ranking.model_version,
                          services.clock(), _products_from(ranking, services, suppressed, k))
-    services.store.log_recommendation(rec)
+    services.store.log_recommendation(rec, reads)
     return recommendation_body(rec, services, excluded=_excluded(ranking, suppressed) if explain else None)
 
 
-def load_recommendation(services: Services, recommendation_id: str) -> Recommendation:
+def load_recommendation(services: Services, recommendation_id: str, scope: Scope) -> Recommendation:
+    """A logged list whose customer is in the caller's book now (404 otherwise, as for an unknown id)."""
     rec = services.store.get_recommendation(recommendation_id)
     if rec is None:
         raise ApiError(404, "unknown_recommendation", "no recommendation with this id")
+    if scope.book is not None:  # admin reads every list, with or without a snapshot
+        require_visible_list(services.snapshot(), rec.customer_id, scope)
     return rec
 
 
-def stage_two(services: Services, parent: Recommendation, k: int, manager_id: str | None, explain: bool) -> dict[str, Any]:
+def stage_two(services: Services, parent: Recommendation, k: int, manager_id: str | None, explain: bool,
+              reads: Sequence[Any] = ()) -> dict[str, Any]:
     if parent.stage != 1:
         raise ApiError(422, "not_stage_one", "stage two re-ranks a stage-one recommendation")
     feedback = services.store.latest_feedback(parent.recommendation_id)
@@ -244,7 +252,7 @@ def stage_two(services: Services, parent: Recommendation, k: int, manager_id: st
         raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
     rec = Recommendation(uuid.uuid4().hex.upper(), parent.customer_id, manager_id, 2, parent.recommendation_id,
                          ranking.model_version, services.clock(), _products_from(ranking, services, suppressed, k))
-    services.store.log_recommendation(rec)
+    services.store.log_recommendation(rec, reads)
     body = recommendation_body(rec, services, excluded=_excluded(ranking, suppressed) if explain else None)
     body["stage_one_feedback"] = [{"product_id": p, "response": r} for p, r in sorted(feedback.items())]
     return body
@@ -268,8 +276,9 @@ def feedback_body(rec: Recommendation, manager_id: str, key: str, rows: Sequence
 
 
 def record_feedback(services: Services, rec: Recommendation, manager_id: str, key: str,
-                    items: Sequence[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
-    """Validate against the recommendation, store durably, queue the push; (status, body). 201 new, 200 replay."""
+                    items: Sequence[tuple[str, str]], caller: str) -> tuple[int, dict[str, Any]]:
+    """Validate against the recommendation, store durably, queue the push; (status, body). 201 new, 200
+    replay. ``key`` is scoped to ``caller``: another caller's identical key is another request."""
     shown = {p.product_id for p in rec.products}
     unknown = [p for p, _ in items if p not in services.catalogue]
     if unknown:
@@ -280,7 +289,7 @@ def record_feedback(services: Services, rec: Recommendation, manager_id: str, ke
                        f"product(s) not shown in this recommendation: {', '.join(not_shown[:5])}")
     result = services.store.record_feedback(
         idempotency_key=key, request_hash=request_hash(rec.recommendation_id, manager_id, items),
-        recommendation=rec, manager_id=manager_id, items=items, recorded_at=services.clock())
+        recommendation=rec, manager_id=manager_id, items=items, recorded_at=services.clock(), caller=caller)
     if result.status == "conflict":
         raise ApiError(409, "idempotency_conflict", "this idempotency key was used with a different request")
     if result.status == "created":

@@ -1,15 +1,19 @@
 """Helpers shared by the views."""
 from __future__ import annotations
 
-from flask import current_app, g
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from ..auth import MANAGER_ID, Principal
+from flask import current_app, g, request
+
+from .. import access
 from ..errors import ApiError
-from ..validation import MISSING, hex_id
+from ..validation import hex_id
 from ..workflow import Services
 
 EXTENSION = "lingxi"
 READ_ROLES = ("crm", "manager", "admin")
+WRITE_ROLES = ("crm", "manager")  # admin writes nothing in a manager's name
 
 
 def services() -> Services:
@@ -28,17 +32,19 @@ def recommendation_id_param(value: str) -> str:
     return recommendation_id
 
 
-def acting_manager(principal: Principal, body: dict, *, required: bool) -> str | None:
-    """The manager id a request acts for (``body["manager_id"]``); a manager token acts only for itself."""
-    requested = body.get("manager_id", MISSING)
-    if requested is MISSING:
-        requested = None
-    elif not isinstance(requested, str) or not MANAGER_ID.fullmatch(requested):
-        raise ApiError(400, "invalid_value", "manager_id must match [A-Za-z0-9_-]{1,32}")
-    if principal.role == "manager":
-        if requested is not None and requested != principal.manager_id:
-            raise ApiError(403, "forbidden", "a manager may act only under their own manager_id")
-        return principal.manager_id
-    if required and requested is None:
-        raise ApiError(400, "missing_field", "manager_id is required for this role")
-    return requested
+def query_params(allowed: Iterable[str]) -> dict[str, Any]:
+    """The query string as a dict (400 for unknown or repeated parameters)."""
+    allowed = set(allowed)
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise ApiError(400, "unknown_parameter", f"unknown query parameter(s): {', '.join(unknown[:5])}")
+    repeated = sorted(k for k in request.args if len(request.args.getlist(k)) > 1)
+    if repeated:
+        raise ApiError(400, "invalid_value", f"query parameter(s) given twice: {', '.join(repeated[:5])}")
+    return dict(request.args.items())
+
+
+def scope(params: Mapping[str, Any]) -> access.Scope:
+    """The caller's reach for this request (kept on ``g`` for the audit log)."""
+    g.scope = access.scope_for(g.principal, params)
+    return g.scope

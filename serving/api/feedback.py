@@ -5,11 +5,12 @@ from flask import Blueprint, g, request
 
 from ml.recommendation.contract import RESPONSES
 
+from .. import audit_log as audit
 from .. import validation as v
 from .. import workflow
 from ..auth import require
 from ..errors import ApiError
-from .common import acting_manager, recommendation_id_param, services
+from .common import WRITE_ROLES, recommendation_id_param, scope, services
 
 bp = Blueprint("feedback", __name__)
 MAX_ITEMS = 20
@@ -46,19 +47,22 @@ def _items(body: dict) -> list[tuple[str, str]]:
 
 
 @bp.post("/recommendations/<recommendation_id>/feedback")
-@require("crm", "manager")
+@require(*WRITE_ROLES)
 def record_feedback(recommendation_id: str):
-    """Store the manager's judgements durably (idempotent by key), then push them to the online store."""
+    """Store the manager's judgements durably (idempotent by key within the caller), then push them to
+    the online store. Only on a list whose customer is in the acting manager's book."""
     rid = recommendation_id_param(recommendation_id)
     body = v.json_body()
     v.reject_unknown(body, ("manager_id", "items"))
     key = _idempotency_key()
     items = _items(body)
-    manager_id = acting_manager(g.principal, body, required=True)
-    assert manager_id is not None  # required=True raises instead
+    reach = scope(body)
+    manager_id = reach.acting_manager
+    assert manager_id is not None  # managers act for themselves, the CRM must name one
     svc = services()
-    rec = workflow.load_recommendation(svc, rid)
+    rec = workflow.load_recommendation(svc, rid, reach)
     g.log_customer_id = rec.customer_id
-    status, result = workflow.record_feedback(svc, rec, manager_id, key, items)
+    audit.note([rec.customer_id])
+    status, result = workflow.record_feedback(svc, rec, manager_id, key, items, g.principal.caller)
     headers = {"Idempotent-Replayed": "true"} if status == 200 else {}
     return result, status, headers

@@ -7,6 +7,7 @@ from flask import Blueprint
 
 from ml.core.catalogue import CATEGORIES, RISK_LEVELS
 
+from .. import audit_log as audit
 from .. import validation as v
 from .. import workflow
 from ..auth import require
@@ -66,4 +67,6 @@ def cold_start():
     v.reject_unknown(body, ("product", "n_targets"))
     product = _product(body)
     n = v.integer(body, "n_targets", lo=1, hi=1000, default=100)
-    return workflow.cold_start(services(), product, n)
+    result = workflow.cold_start(services(), product, n)
+    audit.note(t["customer_id"] for t in result["targets"])  # the admin reads these customers' scores
+    return result

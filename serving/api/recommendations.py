@@ -3,15 +3,18 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 
+from .. import audit_log as audit
 from .. import validation as v
 from .. import workflow
 from ..auth import require
 from ..errors import ApiError
 from .common import (
     READ_ROLES,
-    acting_manager,
+    WRITE_ROLES,
     customer_id_param,
+    query_params,
     recommendation_id_param,
+    scope,
     services,
 )
 
@@ -20,7 +23,7 @@ MAX_K = 10
 
 
 @bp.post("/recommendations")
-@require(*READ_ROLES)
+@require(*WRITE_ROLES)
 def create_recommendation():
     """Stage one: up to k suitable products with match score, reasons and tags; the list is logged."""
     body = v.json_body()
@@ -30,8 +33,10 @@ def create_recommendation():
     customer_id = customer_id_param(body["customer_id"])
     k = v.integer(body, "k", lo=1, hi=MAX_K, default=5)
     explain = v.boolean(body, "explain_exclusions")
-    manager_id = acting_manager(g.principal, body, required=False)
-    result = workflow.stage_one(services(), customer_id, k, manager_id, explain)
+    reach = scope(body)
+    audit.note([customer_id])
+    result = workflow.stage_one(services(), customer_id, k, reach, explain, reads=audit.rows(201))
+    audit.recorded()  # logged with the list
     g.log_recommendation_id = result["recommendation_id"]
     return result, 201
 
@@ -39,16 +44,18 @@ def create_recommendation():
 @bp.get("/recommendations/<recommendation_id>")
 @require(*READ_ROLES)
 def get_recommendation(recommendation_id: str):
-    """A logged recommendation with the latest feedback per product."""
+    """A logged recommendation with the latest feedback per product (its customer in the caller's book)."""
+    reach = scope(query_params(("manager_id",)))
     svc = services()
-    rec = workflow.load_recommendation(svc, recommendation_id_param(recommendation_id))
+    rec = workflow.load_recommendation(svc, recommendation_id_param(recommendation_id), reach)
     g.log_customer_id = rec.customer_id
+    audit.note([rec.customer_id])
     body = workflow.recommendation_body(rec, svc, svc.store.feedback_for(rec.recommendation_id))
     return body
 
 
 @bp.post("/recommendations/<recommendation_id>/stage-two")
-@require(*READ_ROLES)
+@require(*WRITE_ROLES)
 def create_stage_two(recommendation_id: str):
     """Stage two: re-rank the customer's products using the feedback on a stage-one list."""
     rid = recommendation_id_param(recommendation_id)
@@ -56,9 +63,11 @@ def create_stage_two(recommendation_id: str):
     v.reject_unknown(body, ("k", "manager_id", "explain_exclusions"))
     k = v.integer(body, "k", lo=1, hi=MAX_K, default=5)
     explain = v.boolean(body, "explain_exclusions")
-    manager_id = acting_manager(g.principal, body, required=False)
+    reach = scope(body)
     svc = services()
-    parent = workflow.load_recommendation(svc, rid)
+    parent = workflow.load_recommendation(svc, rid, reach)
     g.log_customer_id = parent.customer_id
-    result = workflow.stage_two(svc, parent, k, manager_id, explain)
+    audit.note([parent.customer_id])
+    result = workflow.stage_two(svc, parent, k, reach.acting_manager, explain, reads=audit.rows(201))
+    audit.recorded()  # logged with the list
     return result, 201

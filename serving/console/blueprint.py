@@ -61,6 +61,7 @@ MESSAGES = {
     404: _l("Not found."),
     409: _l("The data changed meanwhile; please start again."),
     422: _l("The request could not be carried out."),
+    429: _l("Too many requests; wait a moment and try again."),
     503: _l("The service is not ready yet; try again in a minute."),
 }
 
@@ -78,6 +79,7 @@ CODE_MESSAGES = {
     "idempotency_conflict": _l("These answers were already saved differently."),
     "no_answers": _l("Choose an answer for at least one product."),
     "manager_only": _l("Only the customer’s account manager records answers."),
+    "admin_read_only": _l("An administrator reads every book but writes nothing in a manager’s name."),
 }
 
 

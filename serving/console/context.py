@@ -1,26 +1,31 @@
-"""What the console's views share: the services, the books, who acts, and the book check."""
+"""What the console's views share: the services, who acts and whose book bounds what they see.
+
+The book rule is ``serving.access`` (the API's): a manager reaches the customers of their own book,
+an admin every book (or the one chosen) and writes nothing in a manager's name. One difference in
+what a manager is told: a customer or list outside the book is 403 "not in your book" — and so is an
+id that does not exist, so the answer never confirms that a customer of another book exists.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+import numpy as np
 from flask import current_app, g, request
 
+from .. import access
 from ..api.common import EXTENSION
 from ..auth import Principal
 from ..errors import ApiError
 from ..validation import HEX32
 from ..workflow import Services
-from .books import Books, can_see
 
-BOOKS = "lingxi_console_books"
+T = TypeVar("T")
 
 
 def services() -> Services:
     return current_app.extensions[EXTENSION]
-
-
-def books() -> Books:
-    return current_app.extensions[BOOKS]
 
 
 def data_dir() -> Path:
@@ -35,30 +40,57 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def scope(manager_id: str | None = None) -> access.Scope:
+    """This request's reach (kept on ``g`` for the audit log); ``manager_id``: the book an admin chose."""
+    params = {"manager_id": manager_id} if manager_id and principal().role == "admin" else {}
+    g.scope = access.scope_for(principal(), params)
+    return g.scope
+
+
+def segment_cap(reach: access.Scope) -> int | None:
+    """How many customers of a book a manager's segment reaches (the API's cap); None for an admin."""
+    return int(current_app.config["LINGXI_SEGMENT_BOOK_CAP"]) if reach.capped else None
+
+
 def customer_id_or_404(value: str) -> str:
-    """A customer id from a URL: 32 hex characters (upper case), else 404 like an unknown id."""
+    """A customer id from a URL: 32 hex characters (upper case), else like an unknown id."""
     value = (value or "").strip().upper()
     if not HEX32.fullmatch(value):
-        raise ApiError(404, "unknown_customer", "no customer with this id")
+        raise refusal("unknown_customer")
     g.log_customer_id = value
     return value
 
 
-def require_visible(customer_id: str) -> None:
-    """403 when the signed-in manager's book does not hold this customer (admins see all)."""
-    if not can_see(books(), principal(), customer_id):
-        raise ApiError(403, "not_in_book", "this customer is not in your book")
+def refusal(code: str) -> ApiError:
+    """Not found: 403 "not in your book" for a manager (whether or not the id exists), else 404."""
+    if g.get("principal") is not None and principal().role == "manager":
+        return ApiError(403, "not_in_book", "this customer is not in your book")
+    return ApiError(404, code, "not found")
 
 
-def acting_manager() -> str | None:
-    """Whose name lists and answers are logged under: a manager's own id; an admin acts for no one."""
-    who = principal()
-    return who.manager_id if who.role == "manager" else None
+def in_book(call: Callable[[], T]) -> T:
+    """Run a workflow call; for a manager, its 404 for an unknown or other-book customer becomes 403."""
+    try:
+        return call()
+    except ApiError as exc:
+        if exc.status == 404 and exc.code in ("unknown_customer", "unknown_recommendation"):
+            raise refusal(exc.code) from None
+        raise
 
 
-def scoped_manager(requested: str | None) -> str | None:
-    """The book a page shows: a manager always their own; an admin the one asked for (None: all)."""
-    who = principal()
-    if who.role == "manager":
-        return who.manager_id
-    return requested if requested in books().manager_ids() else None
+def book_ids(manager_id: str | None) -> list[str]:
+    """The customer ids of a manager's book in the current snapshot (none for None)."""
+    if manager_id is None:
+        return []
+    snapshot = services().snapshot()
+    return [i.decode("ascii") for i in snapshot.ids[snapshot.books.mask(manager_id)]]
+
+
+def managers() -> list[str]:
+    """The books an admin may pick (none for a manager: their own is the only one)."""
+    return services().snapshot().books.managers() if principal().role == "admin" else []
+
+
+def book_mask(reach: access.Scope) -> np.ndarray:
+    snapshot = services().snapshot()
+    return snapshot.books.mask(reach.book) if reach.book is not None else np.ones(snapshot.rows, dtype=bool)

@@ -2,7 +2,7 @@
 
 The form posts plain fields (``age_min``, ``asset_level`` twice, ...); ``query_body`` builds the same
 JSON body ``POST /api/v1/segments/query`` takes, so ``serving.segments`` validates and filters it
-with the API's rules. A manager's segment is always cut to their book.
+with the API's rules, within the caller's book and the API's cap on what a manager's segment reaches.
 """
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 from werkzeug.datastructures import MultiDict
 
-from .. import segments
+from .. import access, segments
 from ..errors import ApiError
 from ..snapshot import Snapshot
-from .books import book_rows
-from .context import books, services
+from .context import book_mask, segment_cap, services
 
 PAGE_SIZE = 20
 MAX_CALL_LIST_CUSTOMERS = 5000   # a segment turned into a call list: its first customers by id
@@ -77,9 +76,14 @@ def parse(args: MultiDict) -> segments.SegmentFilter:
     return spec
 
 
-def segment_matches(snapshot: Snapshot, args: MultiDict, manager_id: str | None) -> np.ndarray:
-    """Rows of the snapshot in the segment and in the book (everyone's book for None)."""
-    return segments.mask(snapshot, parse(args)) & book_rows(books(), snapshot, manager_id)
+def segment_matches(snapshot: Snapshot, args: MultiDict, reach: access.Scope) -> tuple[np.ndarray, bool]:
+    """Rows of the snapshot in the segment and the caller's reach (the first ``cap`` of a manager's
+    book, as through the API), and whether the cap cut it."""
+    matches = segments.mask(snapshot, parse(args)) & book_mask(reach)
+    cap = segment_cap(reach)
+    if cap is not None and int(np.count_nonzero(matches)) > cap:
+        return segments.first_matches(matches, cap), True
+    return matches, False
 
 
 def filter_args(args: MultiDict) -> list[tuple[str, str]]:

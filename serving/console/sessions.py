@@ -21,6 +21,7 @@ from flask import Flask, abort, current_app, g, redirect, request, session, url_
 from flask_wtf.csrf import CSRFProtect
 
 from ..auth import EXTENSION as TOKENS, Principal
+from ..ratelimit import EXTENSION as RATE_LIMITS
 
 CONSOLE_ROLES = ("manager", "admin")  # people; the CRM integration has no console
 SECRET_FILE = "console_secret.key"
@@ -104,6 +105,9 @@ def login_required(*roles: str) -> Callable:
                 return redirect(target)
             if principal.role not in allowed:
                 abort(403)
+            limiter = current_app.extensions.get(RATE_LIMITS)
+            if limiter is not None:
+                limiter.check(principal)  # a session has its token's rate limit (429 past it)
             g.principal = principal
             return view(*args, **kwargs)
 

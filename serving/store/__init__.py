@@ -10,11 +10,12 @@ from .base import (
     ShownProduct,
     SqlStore,
     row_key,
+    scoped_key,
     utc,
 )
 
 __all__ = ["FeedbackResult", "FeedbackRow", "Recommendation", "ShownProduct", "SqlStore",
-           "open_store", "redact", "row_key", "utc"]
+           "open_store", "redact", "row_key", "scoped_key", "utc"]
 
 
 def open_store(url: str, *, create: bool = True) -> SqlStore:

@@ -5,11 +5,14 @@ Tables (same in SQLite and PostgreSQL):
 - ``recommendation_lists``: one row per recommendation (id, customer, manager, stage 1/2, parent,
   model version, created_at). A list may be empty (nothing suitable), so it has its own table.
 - ``recommendation_items``: one row per product shown (rank, score, match_score, reasons, tags).
-- ``feedback_requests``: one row per client idempotency key (primary key) with the hash of the
-  request it carried; a retried request finds it and stores nothing.
+- ``feedback_requests``: one row per idempotency key (primary key) with the hash of the request
+  it carried; a retried request finds it and stores nothing. Keys are scoped to the caller: the
+  stored key is ``<caller>/<client key>`` (``/`` cannot occur in a client key; the caller is
+  ``manager:<id>`` for a manager, ``token:<token id>`` for other tokens), so one caller's key never
+  meets another's. Keys stored before scoping have no ``/`` and so never collide with scoped ones.
 - ``feedback``: one row per product judgement (interested | not_interested | already_owns).
-  ``request_key`` is the client's key; ``idempotency_key`` (UNIQUE) is the per-row key
-  ``<client key>#<product id>`` (``#`` cannot occur in a client key), so the exported table has
+  ``request_key`` is the scoped key; ``idempotency_key`` (UNIQUE) is the per-row key
+  ``<scoped key>#<product id>`` (``#`` cannot occur in a client key), so the exported table has
   one row per key. A later judgement of the same product supersedes an earlier one ("latest wins",
   ordered by recorded_at then the insertion sequence).
 
@@ -35,6 +38,7 @@ from typing import Any, Literal
 
 from ml.core.feedback_log import EXPORT_COLUMNS
 
+from .audit import insert_reads
 from .schema import SCHEMA_VERSION
 
 
@@ -75,6 +79,11 @@ class FeedbackRow:
     def as_dict(self) -> dict[str, Any]:
         """The export columns (what the online store push receives)."""
         return {name: getattr(self, name) for name in EXPORT_COLUMNS["feedback"]}
+
+
+def scoped_key(caller: str, client_key: str) -> str:
+    """The stored idempotency key: the client's key within its caller's scope."""
+    return f"{caller}/{client_key}"
 
 
 def row_key(request_key: str, product_id: str) -> str:
@@ -186,8 +195,10 @@ class SqlStore:
         self._query("SELECT 1")
 
     # -- recommendations -------------------------------------------------------------------
-    def log_recommendation(self, rec: Recommendation) -> None:
+    def log_recommendation(self, rec: Recommendation, reads: Sequence[Any] = ()) -> None:
+        """Log a list; ``reads`` (``audit.CustomerRead``) go to the audit log in the same transaction."""
         with self._write(durable=False) as cur:
+            insert_reads(self, cur, reads)
             cur.execute(self._sql(
                 "INSERT INTO recommendation_lists (recommendation_id, customer_id, manager_id, stage,"
                 " parent_recommendation_id, model_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
@@ -225,8 +236,10 @@ class SqlStore:
         return FeedbackRow(row[0], row[1], row[2], row[3], row[4], row[5], self._ts_out(row[6]), row[7], row[8])
 
     def record_feedback(self, *, idempotency_key: str, request_hash: str, recommendation: Recommendation,
-                        manager_id: str, items: Sequence[tuple[str, str]], recorded_at: datetime) -> FeedbackResult:
-        """Store one feedback request atomically, or replay / refuse a reused idempotency key."""
+                        manager_id: str, items: Sequence[tuple[str, str]], recorded_at: datetime,
+                        caller: str) -> FeedbackResult:
+        """Store one feedback request atomically, or replay / refuse a key this caller already used."""
+        idempotency_key = scoped_key(caller, idempotency_key)
         with self._write() as cur:
             cur.execute(self._sql(
                 "INSERT INTO feedback_requests (idempotency_key, request_hash, recommendation_id, manager_id,"

@@ -1,7 +1,8 @@
 """The feedback store's tables, written once for both dialects (SQLite and PostgreSQL).
 
 Only two things differ between the engines: the timestamp type (SQLite keeps UTC text, PostgreSQL
-``TIMESTAMPTZ``) and the auto-increment key of the append-only ``feedback`` table.
+``TIMESTAMPTZ``) and the auto-increment key of the append-only ``feedback`` and ``customer_reads``
+tables.
 """
 from __future__ import annotations
 
@@ -65,4 +66,19 @@ def ddl(dialect: Dialect) -> tuple[str, ...]:
         "CREATE INDEX IF NOT EXISTS feedback_customer ON feedback (customer_id, product_id, recorded_at)",
         "CREATE INDEX IF NOT EXISTS feedback_recommendation ON feedback (recommendation_id, product_id)",
         "CREATE INDEX IF NOT EXISTS feedback_recorded ON feedback (recorded_at)",
+        # the audit log: one row per customer a person's request read (serving.audit)
+        f"""CREATE TABLE IF NOT EXISTS customer_reads (
+        seq {seq},
+        read_at {ts} NOT NULL,
+        token_id TEXT NOT NULL,
+        token_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        acting_manager_id TEXT,
+        customer_id TEXT NOT NULL,
+        method TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        request_id TEXT)""",
+        "CREATE INDEX IF NOT EXISTS customer_reads_read_at ON customer_reads (read_at)",
+        "CREATE INDEX IF NOT EXISTS customer_reads_customer ON customer_reads (customer_id, read_at)",
     )

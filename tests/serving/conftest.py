@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from serving_fakes import FakeEngine, make_customer_360
+from serving_fakes import FakeEngine, make_customer_360, read_books
 
 from serving import create_app
 from serving.tokens import add_token
@@ -66,6 +66,7 @@ def app_config(data_dir: Path, tokens: dict[str, str], engine: FakeEngine, clock
         "LINGXI_CLOCK": clock,
         "LINGXI_LOG_LEVEL": "WARNING",
         "LINGXI_PUSH_INTERVAL_SECONDS": 0,  # push inside the request: tests see it at once
+        "LINGXI_RATE_LIMITS": "off",        # rate limits have their own tests
     }
 
 
@@ -85,6 +86,17 @@ def client(app):
 def auth(tokens: dict[str, str]):
     """``auth("manager")`` -> headers with that role's bearer token."""
     return lambda role: {"Authorization": f"Bearer {tokens[role]}"}
+
+
+@pytest.fixture
+def books(data_dir: Path) -> dict[str, list[str]]:
+    """manager id -> the sorted customer ids of that manager's book (M001..M004)."""
+    return read_books(data_dir / "marts")
+
+
+@pytest.fixture
+def manager_of(books: dict[str, list[str]]) -> dict[str, str]:
+    return {cid: manager for manager, ids in books.items() for cid in ids}
 
 
 @pytest.fixture

@@ -149,9 +149,14 @@ class FakeEngine:
         self.pushed.extend(dict(r) for r in rows)
 
 
-def make_customer_360(marts: Path, n: int = 400, seed: int = 11, *, events: bool = True,
+FAKE_MANAGERS = ("M001", "M002", "M003", "M004")  # skewed books: 40 %, 30 %, 20 %, 10 %
+FAKE_BRANCHES = {"M001": "320211-00", "M002": "320211-00", "M003": "320213-01", "M004": "320213-01"}
+
+
+def make_customer_360(marts: Path, n: int = 400, seed: int = 11, *, events: bool = True, books: bool = True,
                       file_name: str = "customer_360.parquet") -> pd.DataFrame:
-    """A small, deterministic customer_360 (and recent events) with the columns serving expects."""
+    """A small, deterministic customer_360 (and recent events, and the managers' books) with the columns
+    serving expects. Every customer is in the book of one of ``FAKE_MANAGERS``."""
     rng = np.random.default_rng(seed)
     catalogue = load_catalogue(SEEDS_DIR / "products.csv")
     regions = pd.read_csv(SEEDS_DIR / "regions.csv", dtype=str)["region_code"].tolist()
@@ -190,4 +195,31 @@ def make_customer_360(marts: Path, n: int = 400, seed: int = 11, *, events: bool
                              "product_id": None if j == 0 else "SAV_DEMAND",
                              "amount": float(rng.uniform(100, 9000)), "channel": "system" if j == 0 else "mobile_banking"})
         pq.write_table(pa.Table.from_pylist(rows), marts / "customer_recent_events.parquet")
+    if books:
+        write_books(marts, ids, rng)
     return frame
+
+
+def write_books(marts: Path, ids: Sequence[str], rng: np.random.Generator) -> pd.DataFrame:
+    """``manager_books.parquet`` as the dbt mart writes it (one row per customer, sorted by manager)."""
+    managers = rng.choice(list(FAKE_MANAGERS), size=len(ids), p=[0.4, 0.3, 0.2, 0.1])
+    frame = pd.DataFrame({
+        "customer_id": list(ids),
+        "branch_id": [FAKE_BRANCHES[m] for m in managers],
+        "manager_id": managers,
+        "branch_name_zh": ["总行营业部" if FAKE_BRANCHES[m].endswith("00") else "新吴支行" for m in managers],
+        "branch_name_en": ["Head Office Business Department" if FAKE_BRANCHES[m].endswith("00") else "Xinwu Sub-branch"
+                           for m in managers],
+        "assigned_since": [pd.Timestamp("2023-01-01").date() + pd.Timedelta(days=int(d)).to_pytimedelta()
+                           for d in rng.integers(0, 900, size=len(ids))],
+        "assignment_reason": "initial",
+        "as_of_ts": pd.Timestamp("2025-07-01"),
+    }).sort_values(["manager_id", "customer_id"])
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), marts / "manager_books.parquet")
+    return frame
+
+
+def read_books(marts: Path) -> dict[str, list[str]]:
+    """manager id -> the sorted customer ids of that book."""
+    frame = pd.read_parquet(marts / "manager_books.parquet", columns=["customer_id", "manager_id"])
+    return {m: sorted(group["customer_id"]) for m, group in frame.groupby("manager_id")}

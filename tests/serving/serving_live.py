@@ -26,17 +26,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(data_dir: Path, port: int, log: Path, workers: int = 2, **extra_env: str) -> subprocess.Popen:
+def start(data_dir: Path, port: int, log: Path, workers: int = 2,
+          extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     """gunicorn as ``make serve`` runs it (its config: metrics summed over the workers, kept in a
-    folder beside ``log``); ``extra_env`` adds or overrides environment variables."""
+    folder beside ``log``); rate limits off unless ``extra_env`` sets them."""
     env = {name: value for name, value in os.environ.items()
            if name not in ("LINGXI_FEEDBACK_DB_URL", "LINGXI_TOKENS_FILE", "LINGXI_TOKENS")}
     env.update({"LINGXI_DATA_DIR": str(data_dir),
                 "LINGXI_ENGINE": "serving_fakes:FakeEngine",
                 "LINGXI_LOG_LEVEL": "WARNING",
+                "LINGXI_RATE_LIMITS": "off",
                 "PROMETHEUS_MULTIPROC_DIR": str(log.with_suffix(".metrics")),
                 "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
-    env.update(extra_env)
+    env.update(extra_env or {})
     handle = open(log, "ab")
     return subprocess.Popen([str(GUNICORN), "--config", str(GUNICORN_CONFIG), "--workers", str(workers),
                              "--bind", f"127.0.0.1:{port}", "--timeout", "30", "serving:create_app()"],

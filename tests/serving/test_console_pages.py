@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from console_fakes import make_manager_books, make_nightly_lists
+from console_fakes import make_nightly_lists
 
 from serving import call_list
-from serving.console.books import Books, book_rows
+from serving.store.audit import iter_reads
 from serving.console.i18n import SOURCE
 from serving.tokens import revoke_token
 
@@ -22,12 +22,7 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
-def books(data_dir: Path) -> pd.DataFrame:
-    return make_manager_books(data_dir / "marts")
-
-
-@pytest.fixture
-def nightly(data_dir: Path, books) -> pd.DataFrame:
+def nightly(data_dir: Path) -> pd.DataFrame:
     return make_nightly_lists(data_dir)
 
 
@@ -44,8 +39,8 @@ def login(client, tokens, books):
     return sign_in
 
 
-def book_of(books: pd.DataFrame, manager_id: str) -> list[str]:
-    return sorted(books.loc[books["manager_id"] == manager_id, "customer_id"])
+def book_of(books: dict[str, list[str]], manager_id: str) -> list[str]:
+    return books[manager_id]  # the conftest's books: manager id -> sorted customer ids
 
 
 # -- sessions and CSRF -------------------------------------------------------------------------------
@@ -92,46 +87,63 @@ def test_next_never_leaves_the_console(client, tokens, books):
         assert response.headers["Location"] == "/console/today"
 
 
-def test_the_json_api_keeps_bearer_tokens_and_needs_no_csrf(client, auth, login, customer_ids):
+def test_the_json_api_keeps_bearer_tokens_and_needs_no_csrf(client, auth, login, books):
     login("manager")  # a console session in the same client changes nothing for the API
-    response = client.post("/api/v1/recommendations", json={"customer_id": customer_ids[0]})
+    customer = book_of(books, "M001")[0]
+    response = client.post("/api/v1/recommendations", json={"customer_id": customer})
     assert response.status_code == 401
-    response = client.post("/api/v1/recommendations", json={"customer_id": customer_ids[0]}, headers=auth("manager"))
+    response = client.post("/api/v1/recommendations", json={"customer_id": customer}, headers=auth("manager"))
     assert response.status_code == 201
 
 
 # -- books -----------------------------------------------------------------------------------------
-def test_a_manager_sees_only_their_book(client, login, books):
+def test_a_manager_sees_only_their_book_and_learns_nothing_about_others(client, login, books):
     login("manager")
     own, other = book_of(books, "M001")[0], book_of(books, "M002")[0]
     assert client.get(f"/console/customers/{own}").status_code == 200
     response = client.get(f"/console/customers/{other}")
     assert response.status_code == 403 and "text/html" in response.content_type
+    absent = client.get(f"/console/customers/{'0' * 32}")  # the same answer as for a customer of another book
+    main = re.compile(r"<main.*</main>", re.S)
+    assert absent.status_code == 403 and main.search(absent.get_data(as_text=True))[0] == main.search(
+        response.get_data(as_text=True))[0]
     token = CSRF.search(client.get(f"/console/customers/{own}").get_data(as_text=True))[1]
     assert client.post(f"/console/customers/{other}/recommend", data={"csrf_token": token}).status_code == 403
 
 
-def test_an_admin_sees_every_book_and_answers_for_no_one(client, login, books):
+def test_an_admin_reads_every_book_and_writes_for_no_one(client, login, books):
+    manager_token = login("manager")
+    own = book_of(books, "M001")[0]
+    rid = client.post(f"/console/customers/{own}/recommend", data={"csrf_token": manager_token}
+                      ).headers["Location"].rsplit("/", 1)[1]
     token = login("admin")
-    other = book_of(books, "M002")[0]
-    response = client.post(f"/console/customers/{other}/recommend", data={"csrf_token": token})
-    assert response.status_code == 302
-    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    page = client.get(f"/console/customers/{own}").get_data(as_text=True)
+    assert f"/console/customers/{own}/recommend" not in page  # no stage one in a manager's name
+    assert client.post(f"/console/customers/{own}/recommend", data={"csrf_token": token}).status_code == 403
+    page = client.get(f"/console/recommendations/{rid}").get_data(as_text=True)
     assert "disabled" in page
-    rid = response.headers["Location"].rsplit("/", 1)[1]
     product = re.search(r'name="answer-([A-Z_]+)"', page)[1]
     answer = client.post(f"/console/recommendations/{rid}/answers",
                          data={"csrf_token": token, "idempotency_key": "k" * 16, f"answer-{product}": "interested"})
     assert answer.status_code == 403
+    assert client.get(f"/console/customers/{'0' * 32}").status_code == 404
 
 
-def test_book_rows_mark_exactly_the_managers_customers(app, books):
-    snapshot = app.extensions["lingxi"].snapshot()
-    library = Books(Path(app.config["LINGXI_DATA_DIR"]) / "marts")
-    rows = book_rows(library, snapshot, "M001")
-    assert sorted(snapshot.ids[rows].astype(str)) == book_of(books, "M001")
-    assert book_rows(library, snapshot, None).all()
-    assert not book_rows(library, snapshot, "M999").any()
+def test_every_customer_page_read_is_in_the_audit_log(app, client, login, books):
+    login("manager")
+    own, other = book_of(books, "M001")[0], book_of(books, "M002")[0]
+    client.get(f"/console/customers/{own}")
+    client.get(f"/console/customers/{other}")
+    reads = [r for batch in iter_reads(app.extensions["lingxi"].store, datetime(2000, 1, 1, tzinfo=timezone.utc))
+             for r in batch if r.endpoint.startswith("/console/")]
+    assert {(r.customer_id, r.status, r.acting_manager_id) for r in reads} >= {(own, 200, "M001"), (other, 403, "M001")}
+
+
+def test_today_shows_only_the_managers_book(client, login, books, nightly):
+    login("manager")
+    page = client.get("/console/today").get_data(as_text=True)
+    listed = set(re.findall(r"/console/customers/([0-9A-F]{32})", page))
+    assert listed and listed <= set(book_of(books, "M001"))
 
 
 # -- the call list ---------------------------------------------------------------------------------
@@ -273,13 +285,13 @@ def test_demo_prints_the_console_and_a_manager_and_admin_token(tmp_path, monkeyp
     from serving.auth import TokenRegistry
 
     make_customer_360(tmp_path / "marts", n=60)
-    books = make_manager_books(tmp_path / "marts")
+    books = pd.read_parquet(tmp_path / "marts" / "manager_books.parquet")
     monkeypatch.setenv("LINGXI_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("LINGXI_TOKENS_FILE", raising=False)
     assert main(["--host", "127.0.0.1", "--port", "8123"]) == 0
     out = capsys.readouterr().out
     assert "# Console (browser): http://127.0.0.1:8123/console/" in out
-    manager_id = books.set_index("customer_id").at[example_customer(tmp_path), "manager_id"]
+    manager_id = books.set_index("customer_id").at[example_customer(tmp_path)[0], "manager_id"]
     manager = re.search(rf"#   manager {manager_id}: (lx_\S+)", out)[1]
     admin = re.search(r"#   admin: (lx_\S+)", out)[1]
     registry = TokenRegistry(tmp_path / "tokens.json")

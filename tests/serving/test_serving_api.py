@@ -24,9 +24,10 @@ def feedback(client, headers, rec_id, items, key, **extra):
                        headers={**headers, "Idempotency-Key": key})
 
 
-def customer_with_products(client, auth, customer_ids, minimum=3):
+def customer_with_products(client, headers, customer_ids, minimum=3, **extra):
+    """The first of ``customer_ids`` whose stage one shows at least ``minimum`` products (as ``headers``)."""
     for cid in customer_ids:
-        rec = stage_one(client, auth("crm"), cid)
+        rec = stage_one(client, headers, cid, **extra)
         if len(rec["products"]) >= minimum:
             return cid, rec
     raise AssertionError("no customer with enough suitable products")
@@ -34,23 +35,24 @@ def customer_with_products(client, auth, customer_ids, minimum=3):
 
 # -- the whole workflow ------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_manager_workflow(backend, request, app_config, auth, customer_ids, engine, clock):
+def test_manager_workflow(backend, request, app_config, auth, books, engine, clock):
     """lookup -> stage one -> feedback -> stage two -> dashboard shows it (on both store backends)."""
     if backend == "postgresql":
         app_config = {**app_config, "LINGXI_FEEDBACK_DB_URL": request.getfixturevalue("postgres_url")}
     app = create_app(app_config)
     client = app.test_client()
     manager = auth("manager")
-    cid = customer_ids[7]
+    cid = books["M001"][7]
 
     looked_up = client.get(f"{V1}/customers/{cid.lower()}", headers=manager)
     assert looked_up.status_code == 200
     body = looked_up.json
     assert body["customer_id"] == cid and body["profile"]["feature_service"] == "profile_v1"
+    assert body["book"]["manager_id"] == "M001" and body["book"]["branch_id"] == "320211-00"
     assert {t["trigger"] for t in body["trigger_windows"]} == {"salary_credit", "deposit_maturity", "card_replacement"}
     assert body["suppressions"] == []
 
-    cid, rec = customer_with_products(client, auth, customer_ids[7:])
+    cid, rec = customer_with_products(client, manager, books["M001"][7:])
     rec = stage_one(client, manager, cid, k=5)
     assert rec["stage"] == 1 and rec["manager_id"] == "M001" and 1 <= len(rec["products"]) <= 5
     assert [p["rank"] for p in rec["products"]] == list(range(1, len(rec["products"]) + 1))
@@ -105,28 +107,29 @@ def test_manager_workflow(backend, request, app_config, auth, customer_ids, engi
     app.extensions["lingxi"].store.close()
 
 
-def test_suppression_expires(client, auth, customer_ids, clock):
-    cid, rec = customer_with_products(client, auth, customer_ids)
+def test_suppression_expires(client, auth, books, clock):
+    cid, rec = customer_with_products(client, auth("crm"), books["M003"], manager_id="M003")
     product = rec["products"][0]["product_id"]
     feedback(client, auth("crm"), rec["recommendation_id"], [{"product_id": product, "response": "not_interested"}],
-             "exp-key-001", manager_id="M009")
-    again = stage_one(client, auth("crm"), cid, k=10, explain_exclusions=True)
+             "exp-key-001", manager_id="M003")
+    again = stage_one(client, auth("crm"), cid, k=10, explain_exclusions=True, manager_id="M003")
     assert product not in [p["product_id"] for p in again["products"]]
     assert {"product_id": product, "reason_codes": ["SUPPRESSED_NOT_INTERESTED"]} in again["excluded"]
     clock.now = datetime.now(timezone.utc) + timedelta(days=91)
-    later = stage_one(client, auth("crm"), cid, k=10)
+    later = stage_one(client, auth("crm"), cid, k=10, manager_id="M003")
     assert product in [p["product_id"] for p in later["products"]]
 
 
-def test_stage_two_rules(client, auth, customer_ids):
-    cid, rec = customer_with_products(client, auth, customer_ids)
-    rid = rec["recommendation_id"]
-    no_feedback = client.post(f"{V1}/recommendations/{rid}/stage-two", headers=auth("crm"))
+def test_stage_two_rules(client, auth, books):
+    cid, rec = customer_with_products(client, auth("crm"), books["M001"], manager_id="M001")
+    rid, as_m001 = rec["recommendation_id"], {"manager_id": "M001"}
+    no_feedback = client.post(f"{V1}/recommendations/{rid}/stage-two", json=as_m001, headers=auth("crm"))
     assert no_feedback.status_code == 422 and no_feedback.json["error"]["code"] == "no_feedback"
     feedback(client, auth("crm"), rid, [{"product_id": rec["products"][0]["product_id"], "response": "interested"}],
              "st2-key-001", manager_id="M001")
-    two = client.post(f"{V1}/recommendations/{rid}/stage-two", headers=auth("crm")).json
-    nested = client.post(f"{V1}/recommendations/{two['recommendation_id']}/stage-two", headers=auth("crm"))
+    two = client.post(f"{V1}/recommendations/{rid}/stage-two", json=as_m001, headers=auth("crm")).json
+    nested = client.post(f"{V1}/recommendations/{two['recommendation_id']}/stage-two", json=as_m001,
+                         headers=auth("crm"))
     assert nested.status_code == 422 and nested.json["error"]["code"] == "not_stage_one"
 
 
@@ -173,18 +176,19 @@ def test_health_and_readiness(client):
     assert checks["snapshot"]["as_of"] == "2025-07-01T00:00:00"
 
 
-def test_not_ready_without_engine_or_snapshot(app_config, auth, tmp_path, customer_ids):
+def test_not_ready_without_engine_or_snapshot(app_config, auth, tmp_path, books):
     app = create_app({**app_config, "LINGXI_ENGINE": "no_such_module:load_engine"})
     client = app.test_client()
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "no_such_module" in ready.json["checks"]["engine"]["error"]
-    response = client.post(f"{V1}/recommendations", json={"customer_id": customer_ids[0]}, headers=auth("crm"))
+    cid = books["M001"][0]
+    response = client.post(f"{V1}/recommendations", json={"customer_id": cid}, headers=auth("manager"))
     assert response.status_code == 503 and response.json["error"]["code"] == "engine_unavailable"
-    lookup = client.get(f"{V1}/customers/{customer_ids[0]}", headers=auth("crm"))
+    lookup = client.get(f"{V1}/customers/{cid}?manager_id=M001", headers=auth("crm"))
     assert lookup.status_code == 200 and lookup.json["profile"] is None  # the snapshot still answers
     empty = create_app({**app_config, "LINGXI_DATA_DIR": tmp_path / "empty"}).test_client()
     assert empty.get("/readyz").status_code == 503
-    assert empty.get(f"{V1}/customers/{customer_ids[0]}", headers=auth("crm")).status_code == 503
+    assert empty.get(f"{V1}/customers/{cid}?manager_id=M001", headers=auth("crm")).status_code == 503
 
 
 def test_engine_spec_loading(app_config, monkeypatch):
@@ -204,33 +208,35 @@ def test_engine_spec_loading(app_config, monkeypatch):
 
 # -- auth --------------------------------------------------------------------------------------
 def _endpoints(cid, rid):
+    """Every endpoint, acting for manager M001 (whose book holds ``cid``), and the roles allowed."""
     fb = {"items": [{"product_id": "SAV_TIME", "response": "interested"}], "manager_id": "M001"}
     cold = {"product": {"product_id": "NEW_PRODUCT", "name": "n", "category": "savings", "risk_level": "R1"}}
     return [
         ("GET", f"{V1}/openapi.json", None, {"crm", "manager", "admin"}),
-        ("GET", f"{V1}/customers/{cid}", None, {"crm", "manager", "admin"}),
-        ("POST", f"{V1}/segments/query", {"limit": 1}, {"crm", "manager", "admin"}),
+        ("GET", f"{V1}/customers/{cid}?manager_id=M001", None, {"crm", "manager", "admin"}),
+        ("POST", f"{V1}/segments/query", {"limit": 1, "manager_id": "M001"}, {"crm", "manager", "admin"}),
         ("GET", f"{V1}/products", None, {"crm", "manager", "admin"}),
-        ("POST", f"{V1}/recommendations", {"customer_id": cid}, {"crm", "manager", "admin"}),
-        ("GET", f"{V1}/recommendations/{rid}", None, {"crm", "manager", "admin"}),
-        ("POST", f"{V1}/recommendations/{rid}/stage-two", {}, {"crm", "manager", "admin"}),
+        ("POST", f"{V1}/recommendations", {"customer_id": cid, "manager_id": "M001"}, {"crm", "manager"}),
+        ("GET", f"{V1}/recommendations/{rid}?manager_id=M001", None, {"crm", "manager", "admin"}),
+        ("POST", f"{V1}/recommendations/{rid}/stage-two", {"manager_id": "M001"}, {"crm", "manager"}),
         ("POST", f"{V1}/recommendations/{rid}/feedback", fb, {"crm", "manager"}),
         ("POST", f"{V1}/products/cold-start", cold, {"admin"}),
         ("GET", f"{V1}/dashboard", None, {"admin"}),
     ]
 
 
-def test_role_matrix(client, auth, customer_ids):
-    rec = stage_one(client, auth("crm"), customer_ids[0])
-    for method, path, body, allowed in _endpoints(customer_ids[0], rec["recommendation_id"]):
+def test_role_matrix(client, auth, books):
+    rec = stage_one(client, auth("manager"), books["M001"][0])
+    for method, path, body, allowed in _endpoints(books["M001"][0], rec["recommendation_id"]):
         for role in ("crm", "manager", "admin"):
             headers = {**auth(role), "Idempotency-Key": f"matrix-{role}-{method}-{len(path)}"}
             response = client.open(path, method=method, json=body, headers=headers)
             if role in allowed:
-                assert response.status_code not in (401, 403), (method, path, role, response.json)
+                assert response.status_code not in (400, 401, 403, 404), (method, path, role, response.json)
             else:
                 assert response.status_code == 403, (method, path, role)
-                assert response.json["error"]["code"] == "forbidden"
+                admin_write = role == "admin" and method == "POST"  # nothing in a manager's name
+                assert response.json["error"]["code"] == ("admin_read_only" if admin_write else "forbidden")
 
 
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer ", "Basic abc", "Bearer nope",
@@ -250,12 +256,13 @@ def test_tampered_token_rejected(client, tokens, customer_ids):
     assert client.get(f"{V1}/products", headers={"Authorization": f"Bearer {tampered}"}).status_code == 401
 
 
-def test_manager_writes_only_under_own_id(client, auth, customer_ids):
-    cid, rec = customer_with_products(client, auth, customer_ids)
+def test_manager_writes_only_under_own_id(client, auth, books):
+    cid, rec = customer_with_products(client, auth("manager"), books["M001"])
     rid, product = rec["recommendation_id"], rec["products"][0]["product_id"]
     item = [{"product_id": product, "response": "interested"}]
     assert feedback(client, auth("manager"), rid, item, "own-key-001", manager_id="M002").status_code == 403
-    assert feedback(client, auth("manager2"), rid, item, "own-key-002").json["manager_id"] == "M002"
+    other = feedback(client, auth("manager2"), rid, item, "own-key-002")  # another book's list
+    assert other.status_code == 404 and other.json["error"]["code"] == "unknown_recommendation"
     assert feedback(client, auth("manager"), rid, item, "own-key-003", manager_id="M001").status_code == 201
     crm_without = feedback(client, auth("crm"), rid, item, "own-key-004")
     assert crm_without.status_code == 400 and crm_without.json["error"]["code"] == "missing_field"
@@ -344,7 +351,8 @@ def test_unknown_ids_are_404(client, auth, method, template):
     ('{"x": "' + "a" * 70_000 + '"}', "application/json", 413),
 ])
 def test_bad_bodies(client, auth, path, data, content_type, status):
-    response = client.post(path, data=data, content_type=content_type, headers=auth("admin"))
+    role = "manager" if path.endswith("/recommendations") else "admin"  # admin writes no recommendation
+    response = client.post(path, data=data, content_type=content_type, headers=auth(role))
     assert response.status_code == status, response.json
     assert response.is_json and response.json["error"]["code"]
 
@@ -365,8 +373,8 @@ def test_bad_bodies(client, auth, path, data, content_type, status):
     ({"items": [{"product_id": "SAV_TIME", "response": "interested"}], "manager_id": "bad id!"}, 400, "invalid_value"),
     ({"items": [{"product_id": "SAV_TIME", "response": "interested"}], "idempotency_key": "k" * 10}, 400, "unknown_field"),
 ])
-def test_invalid_feedback(client, auth, customer_ids, body, status, code):
-    cid, rec = customer_with_products(client, auth, customer_ids)
+def test_invalid_feedback(client, auth, books, body, status, code):
+    cid, rec = customer_with_products(client, auth("manager"), books["M001"])
     shown = {p["product_id"] for p in rec["products"]}
     not_shown = next(p for p in ("SAV_DEMAND", "SAV_TIME", "PRO_ACCIDENT", "CRD_CARD", "WLT_WMP") if p not in shown)
     text = json.dumps(body).replace("SHOWN_NOT", not_shown)
@@ -378,8 +386,8 @@ def test_invalid_feedback(client, auth, customer_ids, body, status, code):
 
 
 @pytest.mark.parametrize("key", [None, "short", "has space in it", "x" * 129, "ключ-ключ-ключ"])
-def test_bad_idempotency_keys(client, auth, customer_ids, key):
-    cid, rec = customer_with_products(client, auth, customer_ids)
+def test_bad_idempotency_keys(client, auth, books, key):
+    cid, rec = customer_with_products(client, auth("manager"), books["M001"])
     headers = {**auth("manager")}
     if key is not None:
         headers["Idempotency-Key"] = key
@@ -388,8 +396,8 @@ def test_bad_idempotency_keys(client, auth, customer_ids, key):
     assert response.status_code == 400
 
 
-def test_idempotent_retry_and_conflict(client, auth, customer_ids, app):
-    cid, rec = customer_with_products(client, auth, customer_ids)
+def test_idempotent_retry_and_conflict(client, auth, books, app):
+    cid, rec = customer_with_products(client, auth("manager"), books["M001"])
     rid = rec["recommendation_id"]
     items = [{"product_id": rec["products"][0]["product_id"], "response": "interested"},
              {"product_id": rec["products"][1]["product_id"], "response": "not_interested"}]
@@ -400,27 +408,46 @@ def test_idempotent_retry_and_conflict(client, auth, customer_ids, app):
     changed = [{**items[0], "response": "already_owns"}]
     conflict = feedback(client, auth("manager"), rid, changed, "retry-key-01")
     assert conflict.status_code == 409 and conflict.json["error"]["code"] == "idempotency_conflict"
-    other_manager = feedback(client, auth("manager2"), rid, items, "retry-key-01")
-    assert other_manager.status_code == 409
     assert len(app.extensions["lingxi"].store.feedback_for(rid)) == 2
 
 
-def test_push_failure_does_not_fail_a_committed_write(app_config, auth, customer_ids, data_dir):
+def test_idempotency_keys_are_scoped_to_the_caller(client, auth, books, app):
+    """One manager's key never blocks another's request (it was a 409), nor replays the other's answer."""
+    _, mine = customer_with_products(client, auth("manager"), books["M001"])
+    _, theirs = customer_with_products(client, auth("manager2"), books["M002"])
+    mine_items = [{"product_id": mine["products"][0]["product_id"], "response": "interested"}]
+    their_items = [{"product_id": theirs["products"][0]["product_id"], "response": "not_interested"}]
+    first = feedback(client, auth("manager"), mine["recommendation_id"], mine_items, "shared-key-01")
+    second = feedback(client, auth("manager2"), theirs["recommendation_id"], their_items, "shared-key-01")
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.json["manager_id"] == "M002" and second.json["items"][0]["response"] == "not_interested"
+    # the CRM token is a caller of its own, even acting for M001 on M001's list
+    crm = feedback(client, auth("crm"), mine["recommendation_id"], mine_items, "shared-key-01", manager_id="M001")
+    assert crm.status_code == 201 and crm.json["items"][0]["feedback_id"] != first.json["items"][0]["feedback_id"]
+    # each caller's retry still replays its own answer
+    again = feedback(client, auth("manager2"), theirs["recommendation_id"], their_items, "shared-key-01")
+    assert again.status_code == 200 and again.json == second.json
+    store = app.extensions["lingxi"].store
+    assert len(store.feedback_for(mine["recommendation_id"])) == 2
+    assert len(store.feedback_for(theirs["recommendation_id"])) == 1
+
+
+def test_push_failure_does_not_fail_a_committed_write(app_config, auth, books, data_dir):
     failing = FakeEngine(data_dir, fail_push=True)
     app = create_app({**app_config, "LINGXI_ENGINE": failing})
     client = app.test_client()
-    cid, rec = customer_with_products(client, auth, customer_ids)
+    cid, rec = customer_with_products(client, auth("manager"), books["M001"])
     item = [{"product_id": rec["products"][0]["product_id"], "response": "interested"}]
     assert feedback(client, auth("manager"), rec["recommendation_id"], item, "push-fail-1").status_code == 201
     assert len(app.extensions["lingxi"].store.feedback_for(rec["recommendation_id"])) == 1
 
 
-def test_feedback_is_pushed_off_the_request_path_and_before_stage_two(app_config, auth, customer_ids, data_dir):
+def test_feedback_is_pushed_off_the_request_path_and_before_stage_two(app_config, auth, books, data_dir):
     engine = FakeEngine(data_dir)
     app = create_app({**app_config, "LINGXI_ENGINE": engine, "LINGXI_PUSH_INTERVAL_SECONDS": 3600})
     client, manager = app.test_client(), auth("manager")
     pusher = app.extensions["lingxi"].pusher
-    cid, rec = customer_with_products(client, auth, customer_ids)
+    cid, rec = customer_with_products(client, manager, books["M001"])
     shown = [p["product_id"] for p in rec["products"]]
     first = [{"product_id": shown[0], "response": "not_interested"}]
     assert feedback(client, manager, rec["recommendation_id"], first, "push-async-1").status_code == 201
@@ -465,16 +492,16 @@ def test_json_errors_for_routing(client, auth):
 
 
 def test_segment_endpoint_paging(client, auth):
-    first = client.post(f"{V1}/segments/query", json={"age": {"min": 30, "max": 50}, "limit": 10}, headers=auth("crm")).json
+    first = client.post(f"{V1}/segments/query", json={"age": {"min": 30, "max": 50}, "limit": 10}, headers=auth("admin")).json
     second = client.post(f"{V1}/segments/query", json={"age": {"min": 30, "max": 50}, "limit": 10,
-                                                        "cursor": first["next_cursor"]}, headers=auth("crm")).json
+                                                        "cursor": first["next_cursor"]}, headers=auth("admin")).json
     ids = [c["customer_id"] for c in first["customers"] + second["customers"]]
     assert ids == sorted(ids) and len(set(ids)) == 20 and first["count"] == second["count"] > 20
-    assert client.post(f"{V1}/segments/query", json={"limit": 5000}, headers=auth("crm")).status_code == 400
+    assert client.post(f"{V1}/segments/query", json={"limit": 5000}, headers=auth("admin")).status_code == 400
 
 
 # -- logs --------------------------------------------------------------------------------------
-def test_request_logs_are_structured_and_hold_no_customer_data(client, auth, customer_ids, app):
+def test_request_logs_are_structured_and_hold_no_customer_data(client, auth, books, app):
     records: list[logging.LogRecord] = []
 
     class Capture(logging.Handler):
@@ -489,9 +516,9 @@ def test_request_logs_are_structured_and_hold_no_customer_data(client, auth, cus
     level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        cid, rec = customer_with_products(client, auth, customer_ids)
+        cid, rec = customer_with_products(client, auth("manager"), books["M001"])
         client.get(f"{V1}/customers/{cid}", headers={**auth("manager"), "X-Request-Id": "req-123"})
-        client.post(f"{V1}/segments/query", json={"regions": ["320200"], "age": {"min": 41, "max": 41}}, headers=auth("crm"))
+        client.post(f"{V1}/segments/query", json={"regions": ["320200"], "age": {"min": 41, "max": 41}}, headers=auth("admin"))
         feedback(client, auth("manager"), rec["recommendation_id"],
                  [{"product_id": rec["products"][0]["product_id"], "response": "not_interested"}], "log-key-001")
     finally:
@@ -502,7 +529,7 @@ def test_request_logs_are_structured_and_hold_no_customer_data(client, auth, cus
     lookup = next(line for line in lines if line["route"] == "/api/v1/customers/<customer_id>")
     assert lookup["request_id"] == "req-123" and lookup["customer_id"] == cid and lookup["status"] == 200
     assert lookup["latency_ms"] >= 0 and lookup["role"] == "manager" and lookup["method"] == "GET"
-    attributes = client.get(f"{V1}/customers/{cid}", headers=auth("crm")).json["attributes"]
+    attributes = client.get(f"{V1}/customers/{cid}", headers=auth("admin")).json["attributes"]
     text = "\n".join(JsonFormatter().format(r) for r in records)
     for secret in (attributes["region_code"], str(attributes["assets_cny"]), attributes["risk_preference"],
                    "320200", "not_interested", "Bearer", "lx_"):
@@ -511,9 +538,9 @@ def test_request_logs_are_structured_and_hold_no_customer_data(client, auth, cus
 
 # -- robustness ----------------------------------------------------------------------------------
 def test_lookup_survives_a_vanished_events_file(client, auth, customer_ids, data_dir):
-    assert client.get(f"{V1}/customers/{customer_ids[0]}", headers=auth("crm")).json["recent_events"] is not None
+    assert client.get(f"{V1}/customers/{customer_ids[0]}", headers=auth("admin")).json["recent_events"] is not None
     (data_dir / "marts" / "customer_recent_events.parquet").unlink()  # e.g. the pipeline cleaned up
-    response = client.get(f"{V1}/customers/{customer_ids[0]}", headers=auth("crm"))
+    response = client.get(f"{V1}/customers/{customer_ids[0]}", headers=auth("admin"))
     assert response.status_code == 200 and response.json["recent_events"] == []
 
 
@@ -526,12 +553,12 @@ def test_engine_values_are_made_json_safe(app_config, auth, customer_ids, data_d
                     "vector": np.array([1.0, np.inf]), "nested": {"when": datetime(2025, 7, 1)}}
 
     client = create_app({**app_config, "LINGXI_ENGINE": NumpyEngine(data_dir)}).test_client()
-    profile = client.get(f"{V1}/customers/{customer_ids[0]}", headers=auth("crm")).json["profile"]
+    profile = client.get(f"{V1}/customers/{customer_ids[0]}", headers=auth("admin")).json["profile"]
     assert profile == {"age": 40, "score": 0.5, "missing": None, "vector": [1.0, None],
                        "nested": {"when": "2025-07-01T00:00:00"}}
 
 
-def test_unexpected_errors_are_json_500_without_customer_data_in_logs(app_config, auth, customer_ids, data_dir):
+def test_unexpected_errors_are_json_500_without_customer_data_in_logs(app_config, auth, books, data_dir):
     class BrokenEngine(FakeEngine):
         def stage_one(self, customer_id, k, **kwargs):
             row = self.customers[customer_id]
@@ -550,11 +577,11 @@ def test_unexpected_errors_are_json_500_without_customer_data_in_logs(app_config
     handler = Capture()
     logger.addHandler(handler)
     try:
-        response = client.post(f"{V1}/recommendations", json={"customer_id": customer_ids[0]}, headers=auth("crm"))
+        response = client.post(f"{V1}/recommendations", json={"customer_id": books["M001"][0]}, headers=auth("manager"))
     finally:
         logger.removeHandler(handler)
     assert response.status_code == 500 and response.json == {"error": {"code": "internal_error",
                                                                        "message": "internal error"}}
     text = "\n".join(JsonFormatter().format(r) for r in records)
-    assets = FakeEngine(data_dir).customers[customer_ids[0]]["assets_cny"]
+    assets = FakeEngine(data_dir).customers[books["M001"][0]]["assets_cny"]
     assert "unhandled ValueError" in text and repr(assets) not in text and str(assets)[:8] not in text

@@ -44,3 +44,32 @@ def test_real_customer_360_mart_loads(warehouse_data_dir):
         {"age": {"min": 30, "max": 50}, "not_holds": {"categories": ["wealth"]}, "limit": 10}, CATALOGUE)
     out = segments.query(snapshot, spec, limit, cursor)
     assert 0 < out["count"] < snapshot.rows and set(out["customers"][0]) >= set(CORE_COLUMNS)
+
+
+@pytest.mark.slow
+def test_real_manager_books_load_with_the_snapshot(warehouse_data_dir):
+    """The dbt mart manager_books: every customer of the snapshot in exactly one of ~250 books, and a
+    manager's segment query reaches that book only."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    marts = warehouse_data_dir / "marts"
+    source = resolve_source(marts)
+    assert source is not None and source.manager_books == marts / "manager_books.parquet"
+    snapshot = load_snapshot(source, CATALOGUE)
+    books = snapshot.books
+    assert books.loaded and not [w for w in snapshot.warnings if "manager_books" in w], snapshot.warnings
+    assert int((books.manager[0] < 0).sum()) == 0                      # everyone has a manager
+    assert 200 <= len(books.managers()) <= 270 and all(m.startswith("M") for m in books.managers())
+    sizes = np.bincount(books.manager[0])
+    assert sizes.sum() == snapshot.rows and sizes.max() > 3 * np.median(sizes)  # skewed books
+    raw = pq.read_table(marts / "manager_books.parquet", columns=["customer_id", "manager_id"]).to_pylist()
+    for row in raw[:: max(len(raw) // 200, 1)]:
+        assert books.manager_of(snapshot.index_of(row["customer_id"])) == row["manager_id"]
+    manager = books.managers()[0]
+    spec, limit, cursor = segments.parse_request({"limit": 1000}, CATALOGUE)
+    out = segments.query(snapshot, spec, limit, cursor, book=manager, cap=1000)
+    assert out["count"] == int(books.mask(manager).sum()) > 0
+    assert all(books.manager_of(snapshot.index_of(c["customer_id"])) == manager for c in out["customers"])
+    entry = books.entry(snapshot.index_of(raw[0]["customer_id"]))
+    assert entry["branch_name_zh"] and entry["assigned_since"] and entry["branch_id"]

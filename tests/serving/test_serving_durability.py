@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from serving_fakes import make_customer_360
+from serving_fakes import make_customer_360, read_books
 from serving_live import GUNICORN, free_port, kill9, start, wait_ready
 
 from serving.tokens import add_token
@@ -28,9 +28,7 @@ def test_acknowledged_feedback_survives_kill_9(tmp_path: Path):
     try:
         wait_ready(base, proc, log)
         recs = []
-        import pandas as pd
-
-        for cid in pd.read_parquet(tmp_path / "marts" / "customer_360.parquet")["customer_id"][:40]:
+        for cid in read_books(tmp_path / "marts")["M001"][:40]:  # the CRM acts for M001, on M001's book
             rec = requests.post(f"{base}/api/v1/recommendations", json={"customer_id": cid, "manager_id": "M001"},
                                 headers=headers, timeout=10).json()
             if len(rec["products"]) >= 2:
@@ -81,11 +79,13 @@ def test_acknowledged_feedback_survives_kill_9(tmp_path: Path):
 
         db = sqlite3.connect(tmp_path / "feedback.db")
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        stored = dict(db.execute("SELECT request_key, COUNT(*) FROM feedback GROUP BY request_key").fetchall())
-        requests_rows = {k for (k,) in db.execute("SELECT idempotency_key FROM feedback_requests")}
+        scope = f"token:{token.split('_')[1]}/"  # the CRM token's keys, as stored (scoped to the caller)
+        stored = {k.removeprefix(scope): n for k, n in
+                  db.execute("SELECT request_key, COUNT(*) FROM feedback GROUP BY request_key").fetchall()}
+        requests_rows = {k.removeprefix(scope) for (k,) in db.execute("SELECT idempotency_key FROM feedback_requests")}
         for key, (n, body) in acked.items():
             assert stored.get(key) == n, f"acknowledged {key} stored {stored.get(key)} times, expected {n}"
-            ids = {f for (f,) in db.execute("SELECT feedback_id FROM feedback WHERE request_key = ?", (key,))}
+            ids = {f for (f,) in db.execute("SELECT feedback_id FROM feedback WHERE request_key = ?", (scope + key,))}
             assert ids == {item["feedback_id"] for item in body["items"]}
         for key, count in stored.items():  # unacknowledged requests: all or nothing, never half
             assert key in requests_rows and count == sent[key]
@@ -100,7 +100,7 @@ def test_acknowledged_feedback_survives_kill_9(tmp_path: Path):
                               headers={**headers, "Idempotency-Key": key}, timeout=10)
         assert retry.status_code == 200 and retry.json() == body
         db = sqlite3.connect(tmp_path / "feedback.db")
-        assert db.execute("SELECT COUNT(*) FROM feedback WHERE request_key = ?", (key,)).fetchone()[0] == n
+        assert db.execute("SELECT COUNT(*) FROM feedback WHERE request_key = ?", (scope + key,)).fetchone()[0] == n
         db.close()
     finally:
         kill9(proc)

@@ -6,21 +6,29 @@ import shutil
 import subprocess
 
 import pytest
-from serving_fakes import make_customer_360
+from serving_fakes import make_customer_360, read_books
 from serving_live import GUNICORN, free_port, kill9, start, wait_ready
 
-from benchmarks.examples import demo_tokens, main
+from benchmarks.examples import demo_tokens, example_customer, main
 
 
 def test_demo_tokens_are_reused(tmp_path):
-    first = demo_tokens(tmp_path, tmp_path / "tokens.json")
-    again = demo_tokens(tmp_path, tmp_path / "tokens.json")
+    first = demo_tokens(tmp_path, tmp_path / "tokens.json", "M003")
+    again = demo_tokens(tmp_path, tmp_path / "tokens.json", "M003")
     assert first == again and set(first) == {"admin", "manager"}
     assert oct((tmp_path / "demo_tokens.json").stat().st_mode & 0o777) == "0o600"
     assert first["admin"] not in (tmp_path / "tokens.json").read_text()
     (tmp_path / "demo_tokens.json").write_text(json.dumps({"admin": "lx_stale", "manager": first["manager"]}))
-    fresh = demo_tokens(tmp_path, tmp_path / "tokens.json")
+    fresh = demo_tokens(tmp_path, tmp_path / "tokens.json", "M003")
     assert fresh["admin"] != first["admin"] and fresh["manager"] == first["manager"]
+    other = demo_tokens(tmp_path, tmp_path / "tokens.json", "M004")  # new data, another example manager
+    assert other["manager"] != first["manager"] and other["admin"] == fresh["admin"]
+
+
+def test_demo_manager_is_the_example_customers_manager(tmp_path):
+    make_customer_360(tmp_path / "marts", n=60)
+    customer, manager = example_customer(tmp_path)
+    assert customer in read_books(tmp_path / "marts")[manager]
 
 
 @pytest.mark.skipif(not GUNICORN.exists() or not shutil.which("curl"), reason="needs gunicorn and curl")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from real_services import unavailable
-from serving_fakes import make_customer_360
+from serving_fakes import make_customer_360, read_books
 from serving_live import HERE, free_port, kill9, start, wait_ready
 
 from benchmarks import loadgen
@@ -72,10 +72,9 @@ def test_open_loop_generators_time_every_scheduled_request(tmp_path: Path, gener
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base, proc, log)
-        import pandas as pd
-
-        ids = pd.read_parquet(tmp_path / "marts" / "customer_360.parquet")["customer_id"][:5]
-        requests = [loadgen.Request("/api/v1/recommendations", json.dumps({"customer_id": c})) for c in ids]
+        ids = read_books(tmp_path / "marts")["M001"][:5]
+        requests = [loadgen.Request("/api/v1/recommendations", json.dumps({"customer_id": c, "manager_id": "M001"}))
+                    for c in ids]
         requests.append(loadgen.Request("/api/v1/recommendations", json.dumps({"customer_id": "not-an-id"})))
         result = loadgen.run(base, token, requests, rate=40, seconds=1.5, generator=generator, connections=8)
     finally:

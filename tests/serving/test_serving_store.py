@@ -30,11 +30,12 @@ def store(store_url: str):
     store.close()
 
 
-def _feedback(store, rec, key, items, manager="M001", at=T0):
+def _feedback(store, rec, key, items, manager="M001", at=T0, caller=None):
     from serving.workflow import request_hash
 
     return store.record_feedback(idempotency_key=key, request_hash=request_hash(rec.recommendation_id, manager, items),
-                                 recommendation=rec, manager_id=manager, items=items, recorded_at=at)
+                                 recommendation=rec, manager_id=manager, items=items, recorded_at=at,
+                                 caller=caller or f"manager:{manager}")
 
 
 def test_schema_creation_is_idempotent(store_url):
@@ -64,6 +65,35 @@ def test_feedback_created_replayed_conflict(store):
     assert other.status == "conflict"
     assert len(store.feedback_for(rec.recommendation_id)) == 2
 
+
+def test_idempotency_keys_are_scoped_per_caller(store):
+    """The same client key from two callers is two requests (it used to be one global key: a 409)."""
+    mine, theirs = _rec(manager="M001"), _rec(customer="B" * 32, manager="M002")
+    store.log_recommendation(mine)
+    store.log_recommendation(theirs)
+    first = _feedback(store, mine, "shared-0001", [("SAV_TIME", "interested")], manager="M001")
+    second = _feedback(store, theirs, "shared-0001", [("PRO_LIFE", "not_interested")], manager="M002")
+    assert (first.status, second.status) == ("created", "created")
+    assert _feedback(store, theirs, "shared-0001", [("PRO_LIFE", "not_interested")], manager="M002").rows == second.rows
+    assert _feedback(store, mine, "shared-0001", [("PRO_LIFE", "interested")], manager="M001").status == "conflict"
+    keys = {r.idempotency_key for r in first.rows + second.rows}
+    assert keys == {"manager:M001/shared-0001#SAV_TIME", "manager:M002/shared-0001#PRO_LIFE"}  # unique in the export
+
+
+def test_audit_rows_round_trip(store):
+    from serving.store.audit import CustomerRead, iter_reads, record_reads
+
+    reads = [CustomerRead(T0 + timedelta(minutes=i), "0123456789ab", "wang", "manager", "M001", f"{i:032X}", "GET",
+                          "/api/v1/customers/<customer_id>", 200, f"req-{i}") for i in range(5)]
+    reads.append(CustomerRead(T0, "ba9876543210", "crm", "crm", "M002", "C" * 32, "POST", "/api/v1/recommendations",
+                              404, None))
+    record_reads(store, reads)
+    record_reads(store, [])
+    back = [r for batch in iter_reads(store, T0 + timedelta(minutes=1), T0 + timedelta(minutes=4), batch_size=2)
+            for r in batch]
+    assert back == reads[1:4]
+    everything = [r for batch in iter_reads(store, T0) for r in batch]
+    assert everything == reads  # recording order
 
 def test_latest_judgement_wins(store):
     rec = _rec()
@@ -145,7 +175,8 @@ def test_export_parquet(store, tmp_path: Path):
     assert recs[0]["created_at"] == local and recs[0]["stage"] == 1 and recs[0]["parent_recommendation_id"] is None
     feedback = pq.read_table(out / "feedback").to_pylist()
     assert {(f["product_id"], f["response"], f["idempotency_key"]) for f in feedback} == {
-        ("SAV_TIME", "interested", "exp-key-01#SAV_TIME"), ("PRO_LIFE", "already_owns", "exp-key-01#PRO_LIFE")}
+        ("SAV_TIME", "interested", "manager:M001/exp-key-01#SAV_TIME"),
+        ("PRO_LIFE", "already_owns", "manager:M001/exp-key-01#PRO_LIFE")}
     assert sorted(p.name for p in (out / "feedback").iterdir()) == ["part-00000.parquet"]  # stale part gone, no temp
     assert (out / "_manifest.json").exists()
 

@@ -1,10 +1,11 @@
 """Customer: lookup by id; profile, holdings, events, trigger windows, suppressions, history."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from ... import audit_log as audit
 from ... import workflow
 from .. import context as ctx
 from ..blueprint import bp, nav_item
@@ -27,33 +28,33 @@ def lookup():
 def history(customer_id: str) -> list[dict]:
     """The lists this customer was shown, newest first, each product with its latest answer."""
     svc = ctx.services()
-    out = []
-    for rec in svc.store.customer_recommendations(customer_id, HISTORY_LISTS):
-        out.append(workflow.recommendation_body(rec, svc, svc.store.feedback_for(rec.recommendation_id)))
-    return out
+    return [workflow.recommendation_body(rec, svc, svc.store.feedback_for(rec.recommendation_id))
+            for rec in svc.store.customer_recommendations(customer_id, HISTORY_LISTS)]
 
 
 @bp.get("/customers/<customer_id>")
 @login_required()
 def customer(customer_id: str):
-    """Everything about one customer of the manager's book."""
+    """Everything about one customer of the signed-in manager's book (any book for an admin)."""
+    reach = ctx.scope()
     customer_id = ctx.customer_id_or_404(customer_id)
-    ctx.require_visible(customer_id)
-    svc = ctx.services()
-    view = workflow.customer_view(svc, customer_id)
-    books = ctx.books()
+    audit.note([customer_id])  # refused attempts are recorded too
+    view = ctx.in_book(lambda: workflow.customer_view(ctx.services(), customer_id, reach))
     return render_template("console/customer.html", view=view, history=history(customer_id),
-                           manager_id=books.manager_of(customer_id), branch=books.branch_of(customer_id),
-                           catalogue=svc.catalogue)
+                           may_recommend=reach.acting_manager is not None)
 
 
 @bp.post("/customers/<customer_id>/recommend")
-@login_required()
+@login_required("manager")
 def recommend(customer_id: str):
-    """Stage one, logged exactly as through the API, then its page."""
+    """Stage one, logged exactly as through the API (with its audit row), then its page."""
+    reach = ctx.scope()
     customer_id = ctx.customer_id_or_404(customer_id)
-    ctx.require_visible(customer_id)
-    body = workflow.stage_one(ctx.services(), customer_id, 5, ctx.acting_manager(), False)
+    audit.note([customer_id])
+    body = ctx.in_book(lambda: workflow.stage_one(ctx.services(), customer_id, 5, reach, False,
+                                                  reads=audit.rows(302)))
+    audit.recorded()  # logged with the list
+    g.log_recommendation_id = body["recommendation_id"]
     if not body["products"]:
         flash(_("No suitable product is open to this customer right now."), "info")
     return redirect(url_for("console.recommendation", recommendation_id=body["recommendation_id"]))

@@ -10,13 +10,13 @@ import numpy as np
 from flask import Response, render_template, request, stream_with_context
 from flask_babel import lazy_gettext as _l
 
+from ... import audit_log as audit
 from ... import segments
 from ...errors import ApiError
 from ...snapshot import ASSET_LEVELS, RISK_PREFERENCES, TRIGGER_COLUMNS
 from .. import context as ctx
 from ..blueprint import bp, nav_item
-from ..books import book_rows
-from ..segment_form import PAGE_SIZE, filter_args, parse
+from ..segment_form import PAGE_SIZE, filter_args, parse, segment_matches
 from ..sessions import login_required
 
 nav_item("console.segments_page", _l("Segments"), 30)
@@ -24,20 +24,19 @@ CSV_COLUMNS = ("customer_id", "age", "asset_level", "assets_cny", "risk_preferen
 
 
 def _results() -> dict:
-    """The count and one page of the segment within the signed-in user's book."""
-    svc = ctx.services()
-    snapshot = svc.snapshot()
-    manager_id = ctx.scoped_manager(request.args.get("manager"))
-    spec = parse(request.args)
-    body = segments.query(snapshot, spec, PAGE_SIZE, request.args.get("cursor") or None,
-                          within=book_rows(ctx.books(), snapshot, manager_id))
-    return {"result": body, "filters": filter_args(request.args), "manager_id": manager_id}
+    """The count and one page of the segment within the signed-in user's reach (as the API pages it)."""
+    snapshot = ctx.services().snapshot()
+    reach = ctx.scope(request.args.get("manager"))
+    body = segments.query(snapshot, parse(request.args), PAGE_SIZE, request.args.get("cursor") or None,
+                          book=reach.book, cap=ctx.segment_cap(reach))
+    audit.note(c["customer_id"] for c in body["customers"])
+    return {"result": body, "filters": filter_args(request.args), "manager_id": reach.book,
+            "cap": ctx.segment_cap(reach)}
 
 
 def _form_context() -> dict:
     return {"asset_levels": ASSET_LEVELS, "risk_preferences": RISK_PREFERENCES, "triggers": tuple(TRIGGER_COLUMNS),
-            "catalogue": ctx.services().catalogue, "args": request.args,
-            "managers": ctx.books().manager_ids() if ctx.principal().role == "admin" else ()}
+            "catalogue": ctx.services().catalogue, "args": request.args, "managers": ctx.managers()}
 
 
 @bp.get("/segments")
@@ -61,6 +60,13 @@ def segment_results():
         return render_template("console/_segment_results.html", error=exc, result=None, filters=[])
 
 
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
 def _csv_rows(snapshot, rows: np.ndarray) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -73,21 +79,15 @@ def _csv_rows(snapshot, rows: np.ndarray) -> Iterator[str]:
         yield _drain(buffer)
 
 
-def _drain(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text
-
-
 @bp.get("/segments.csv")
 @login_required()
 def segment_csv():
-    """Every customer of the segment (within the book) as CSV, streamed."""
+    """Every customer of the segment within reach (a manager's: the API's cap) as CSV, streamed."""
     snapshot = ctx.services().snapshot()
-    manager_id = ctx.scoped_manager(request.args.get("manager"))
-    rows = np.flatnonzero(segments.mask(snapshot, parse(request.args))
-                          & book_rows(ctx.books(), snapshot, manager_id))
+    reach = ctx.scope(request.args.get("manager"))
+    matches, _capped = segment_matches(snapshot, request.args, reach)
+    rows = np.flatnonzero(matches)
+    audit.note(snapshot.ids[rows].astype(str).tolist())  # an export reads every customer in it
     name = f"segment-{datetime.now().strftime('%Y%m%d-%H%M')}.csv"
     return Response(stream_with_context(_csv_rows(snapshot, rows)), mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename={name}"})

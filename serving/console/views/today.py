@@ -5,11 +5,12 @@ import numpy as np
 from flask import current_app, render_template, request
 from flask_babel import lazy_gettext as _l
 
+from ... import audit_log as audit
 from ... import call_list
 from .. import context as ctx
 from ..blueprint import bp, nav_item
-from ..sessions import login_required
 from ..segment_form import MAX_CALL_LIST_CUSTOMERS, filter_args, segment_matches
+from ..sessions import login_required
 
 nav_item("console.today", _l("Today"), 10)
 
@@ -32,27 +33,27 @@ def _page_number() -> int:
 def today():
     """Customers to call now, ranked by expected value, each with why now."""
     svc = ctx.services()
-    manager_id = ctx.scoped_manager(request.args.get("manager"))
+    reach = ctx.scope(request.args.get("manager"))
     from_segment = request.args.get("source") == "segment"
     snapshot = svc.snapshot()
     truncated = False
     if from_segment:
-        rows = np.flatnonzero(segment_matches(snapshot, request.args, manager_id))
-        truncated = len(rows) > MAX_CALL_LIST_CUSTOMERS
+        matches, truncated = segment_matches(snapshot, request.args, reach)
+        rows = np.flatnonzero(matches)
+        truncated = truncated or len(rows) > MAX_CALL_LIST_CUSTOMERS
         ids = [snapshot.ids[i].decode("ascii") for i in rows[:MAX_CALL_LIST_CUSTOMERS]]
-    elif manager_id is not None:
-        ids = [i.decode("ascii") for i in ctx.books().customers_of(manager_id)]
     else:
-        ids = []  # an admin picks a book first: the whole bank is not one call list
+        ids = ctx.book_ids(reach.book)  # an admin picks a book first: the whole bank is not one call list
     result = call_list.build(svc, ctx.data_dir(), ids, policy(), every_customer=from_segment)
     size = int(current_app.config["LINGXI_CALL_LIST_SIZE"])
-    page = _page_number()
     pages = max(1, -(-len(result.entries) // size))
-    page = min(page, pages)
+    page = min(_page_number(), pages)
+    entries = result.entries[(page - 1) * size: page * size]
+    audit.note(e.customer_id for e in entries)
     return render_template(
-        "console/today.html", result=result, entries=result.entries[(page - 1) * size: page * size],
-        first_rank=(page - 1) * size + 1, page=page, pages=pages, manager_id=manager_id,
-        managers=ctx.books().manager_ids() if ctx.principal().role == "admin" else (),
-        book_size=len(ctx.books().customers_of(manager_id)) if manager_id else None,
-        from_segment=from_segment, truncated=truncated, policy=policy(),
-        window_days=svc.trigger_window_days, filters=filter_args(request.args))
+        "console/today.html", result=result, entries=entries, first_rank=(page - 1) * size + 1, page=page,
+        pages=pages, manager_id=reach.book, managers=ctx.managers(),
+        book_size=int(snapshot.books.mask(reach.book).sum()) if reach.book else None,
+        from_segment=from_segment, truncated=truncated, policy=policy(), window_days=svc.trigger_window_days,
+        segment_limit=min(MAX_CALL_LIST_CUSTOMERS, ctx.segment_cap(reach) or MAX_CALL_LIST_CUSTOMERS),
+        filters=filter_args(request.args))
