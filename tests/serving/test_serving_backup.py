@@ -19,6 +19,7 @@ from serving.backup import BackupError, backup, manifests, restore
 from serving.backup.__main__ import main as backup_cli
 from serving.backup.catalog import choose_kind
 from serving.store import Recommendation, ShownProduct, open_store
+from serving.store.base import row_key, scoped_key
 
 RESPONSES = ("interested", "not_interested", "already_owns")
 FEEDBACK_SQL = ("SELECT seq, feedback_id, recommendation_id, customer_id, product_id, manager_id, response,"
@@ -56,7 +57,7 @@ class Writers:
                 items = [(p.product_id, RESPONSES[(i + j) % 3]) for j, p in enumerate(rec.products[: 1 + i % 2])]
                 result = self.store.record_feedback(idempotency_key=key, request_hash=key, recommendation=rec,
                                                     manager_id="M001", items=items,
-                                                    recorded_at=datetime.now(timezone.utc))
+                                                    recorded_at=datetime.now(timezone.utc), caller="manager:M001")
                 assert result.status == "created"
                 with self.lock:
                     self.acked[key] = (time.monotonic(), result.rows)
@@ -159,10 +160,10 @@ def test_backup_during_writes_restores_every_acknowledged_answer(store_url, targ
         restored.log_recommendation(rec)
         result = restored.record_feedback(idempotency_key="after-restore", request_hash="h", recommendation=rec,
                                           manager_id="M001", items=[("SAV_DEMAND", "interested")],
-                                          recorded_at=datetime.now(timezone.utc))
+                                          recorded_at=datetime.now(timezone.utc), caller="manager:M001")
         assert result.status == "created"
         (seq,) = restored._query("SELECT seq FROM feedback WHERE idempotency_key = ?",
-                                 ("after-restore#SAV_DEMAND",))[0]
+                                 (row_key(scoped_key("manager:M001", "after-restore"), "SAV_DEMAND"),))[0]
         assert seq == max(_rows(target_url)) and seq > last.watermark
     finally:
         restored.close()
@@ -180,7 +181,8 @@ def test_schedule_cli_and_damaged_files(tmp_path, capsys):
     rec = _recommendation()
     store.log_recommendation(rec)
     store.record_feedback(idempotency_key="k1", request_hash="h", recommendation=rec, manager_id="M001",
-                          items=[("SAV_DEMAND", "interested")], recorded_at=datetime.now(timezone.utc))
+                          items=[("SAV_DEMAND", "interested")], recorded_at=datetime.now(timezone.utc),
+                          caller="manager:M001")
     store.close()
 
     with pytest.raises(BackupError, match="needs a full"):

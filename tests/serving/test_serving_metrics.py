@@ -26,6 +26,7 @@ from serving import create_app
 from serving.tokens import add_token
 
 V1 = "/api/v1"
+MANAGER_ID = "M001"  # the manager token of tests/serving/conftest.py
 STAGE_ONE = f"{V1}/recommendations"
 FEEDBACK = f"{V1}/recommendations/<recommendation_id>/feedback"
 
@@ -51,15 +52,17 @@ def scrape(client) -> dict[tuple[str, frozenset], float]:
     return samples(response.get_data(as_text=True))
 
 
-def test_metrics_in_process(client, auth, customer_ids):
+def test_metrics_in_process(client, auth, customer_ids, manager_of, books):
     before = scrape(client)
 
     def delta(name: str, **labels: str) -> float:
         return value(parsed, name, **labels) - value(before, name, **labels)
 
-    for cid in customer_ids[:6]:
-        assert client.post(STAGE_ONE, json={"customer_id": cid}, headers=auth("crm")).status_code == 201
-    rec = client.post(STAGE_ONE, json={"customer_id": customer_ids[7]}, headers=auth("crm")).json
+    for cid in customer_ids[:6]:  # the CRM acts for each customer's manager
+        assert client.post(STAGE_ONE, json={"customer_id": cid, "manager_id": manager_of[cid]},
+                           headers=auth("crm")).status_code == 201
+    own = books[MANAGER_ID][0]  # the manager token answers for a customer of its own book
+    rec = client.post(STAGE_ONE, json={"customer_id": own}, headers=auth("manager")).json
     products = [p["product_id"] for p in rec["products"]]
     assert len(products) >= 2
     items = [{"product_id": products[0], "response": "interested"},
@@ -68,7 +71,7 @@ def test_metrics_in_process(client, auth, customer_ids):
     headers = {**auth("manager"), "Idempotency-Key": "metrics-1"}
     assert client.post(url, json={"items": items}, headers=headers).status_code == 201
     assert client.post(url, json={"items": items}, headers=headers).status_code == 200  # a replay: not counted
-    assert client.get(f"{V1}/customers/{'0' * 32}", headers=auth("crm")).status_code == 404
+    assert client.get(f"{V1}/customers/{'0' * 32}", headers=auth("admin")).status_code == 404
     assert client.get("/no/such/path").status_code == 404
 
     response = client.get("/metrics")
@@ -90,7 +93,7 @@ def test_metrics_in_process(client, auth, customer_ids):
     snapshot = client.get("/readyz").json["checks"]["snapshot"]["version"]
     assert value(parsed, "lingxi_snapshot_info", version=snapshot) == 1
     assert 0 <= value(parsed, "lingxi_snapshot_age_seconds") < 3600  # the fixture wrote it just now
-    assert customer_ids[7] not in text and rec["recommendation_id"] not in text  # templates, never ids
+    assert own not in text and rec["recommendation_id"] not in text  # templates, never ids
     assert "/metrics" not in {dict(ls).get("route") for (_, ls) in parsed}
     assert all(name.startswith("lingxi_") for name, _ in parsed)  # only this app's families
 
@@ -115,12 +118,13 @@ class TableEngine(FakeEngine):
 
 
 @pytest.mark.parametrize("engine_class, source", [(LiveEngine, "live"), (TableEngine, "nightly")])
-def test_stage_one_source(app_config, auth, customer_ids, data_dir, engine_class, source):
+def test_stage_one_source(app_config, auth, customer_ids, data_dir, engine_class, source, manager_of):
     app = create_app({**app_config, "LINGXI_ENGINE": engine_class(data_dir)})
     client = app.test_client()
     before = scrape(client)
     for cid in customer_ids[:3]:
-        assert client.post(STAGE_ONE, json={"customer_id": cid}, headers=auth("crm")).status_code == 201
+        assert client.post(STAGE_ONE, json={"customer_id": cid, "manager_id": manager_of[cid]},
+                           headers=auth("crm")).status_code == 201
     parsed = scrape(client)
     assert value(parsed, "lingxi_stage_one_total", source=source) - value(before, "lingxi_stage_one_total",
                                                                           source=source) == 3
@@ -167,14 +171,16 @@ def test_metrics_sum_over_gunicorn_workers(tmp_path: Path):
     proc = start(tmp_path, port, log, workers=2)
     try:
         wait_ready(base, proc, log)
-        ids = pd.read_parquet(tmp_path / "marts" / "customer_360.parquet")["customer_id"].tolist()
+        books = pd.read_parquet(tmp_path / "marts" / "manager_books.parquet", columns=["customer_id", "manager_id"])
+        ids, managers = books["customer_id"].tolist(), books["manager_id"].tolist()
         n_threads, per_thread = 6, 25
         statuses: list[int] = []
         lock = threading.Lock()
 
         def client(worker: int) -> None:
             for i in range(per_thread):
-                r = requests.post(f"{base}{STAGE_ONE}", json={"customer_id": ids[(worker * per_thread + i) % len(ids)]},
+                j = (worker * per_thread + i) % len(ids)
+                r = requests.post(f"{base}{STAGE_ONE}", json={"customer_id": ids[j], "manager_id": managers[j]},
                                   headers=headers, timeout=10)
                 with lock:
                     statuses.append(r.status_code)
