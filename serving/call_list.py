@@ -9,21 +9,16 @@ nightly score (probability x product value) of the best product still open to th
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
-import duckdb
 import numpy as np
 
+from .nightly_lists import NightlyLists, Proposal
 from .workflow import Services, suppressions_from
 
-log = logging.getLogger("lingxi.serving")
-
-NIGHTLY_LISTS = Path("scores") / "stage_one.parquet"
 HIGH_SCORE = "high_score"
 
 
@@ -31,14 +26,6 @@ HIGH_SCORE = "high_score"
 class ContactPolicy:
     cooldown_days: int = 14   # no new call within this many days of the last list shown
     min_match: int = 80       # a nightly match score this high is a reason to call
-
-
-@dataclass(frozen=True)
-class Proposal:
-    product_id: str
-    probability: float
-    expected_value: float
-    match_score: int
 
 
 @dataclass
@@ -62,29 +49,6 @@ class CallList:
     nightly_as_of: datetime | None
 
 
-def nightly_lists_path(data_dir: Path) -> Path:
-    return Path(data_dir) / NIGHTLY_LISTS
-
-
-def nightly_lists(services: Services, data_dir: Path, customer_ids: Sequence[str]) -> dict[str, list[Proposal]]:
-    """The nightly stage-one list of each customer, best first (empty when nothing is published)."""
-    path = nightly_lists_path(data_dir)
-    if not path.exists() or not customer_ids:
-        return {}
-    try:
-        rows = services.duck().execute(
-            "SELECT customer_id, product_id, probability, score, match_score FROM read_parquet(?)"
-            " WHERE stage = 1 AND customer_id IN (SELECT unnest(?)) ORDER BY customer_id, rank",
-            [str(path), list(customer_ids)]).fetchall()
-    except duckdb.Error as exc:  # a table being replaced: the page shows triggers only
-        log.warning("nightly lists unavailable: %s", type(exc).__name__, extra={"event": "nightly_lists_failed"})
-        return {}
-    out: dict[str, list[Proposal]] = {}
-    for customer_id, product_id, probability, score, match in rows:
-        out.setdefault(customer_id, []).append(Proposal(product_id, float(probability), float(score), int(match)))
-    return out
-
-
 def _rows(snapshot, customer_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """The ids found in the snapshot and their rows (vectorised: a book has thousands of customers)."""
     if not len(customer_ids) or not snapshot.rows:
@@ -106,7 +70,7 @@ def _open_windows(services: Services, snapshot, rows: np.ndarray) -> list[list[d
     return out
 
 
-def build(services: Services, data_dir: Path, customer_ids: Sequence[str], policy: ContactPolicy, *,
+def build(services: Services, nightly: NightlyLists, customer_ids: Sequence[str], policy: ContactPolicy, *,
           every_customer: bool = False) -> CallList:
     """The call list over ``customer_ids``. ``every_customer``: keep customers without a trigger or a
     high score too (a segment turned into a call list), still ranked by expected value."""
@@ -114,7 +78,7 @@ def build(services: Services, data_dir: Path, customer_ids: Sequence[str], polic
     now = services.clock()
     ids, rows = _rows(snapshot, customer_ids)
     windows = _open_windows(services, snapshot, rows)
-    lists = nightly_lists(services, data_dir, ids)
+    lists = nightly.lists(ids)
     judgements = services.store.judgements_of(ids)
     contacted = services.store.last_contacts(ids, now - timedelta(days=policy.cooldown_days))
     entries: list[CallEntry] = []
@@ -135,16 +99,10 @@ def build(services: Services, data_dir: Path, customer_ids: Sequence[str], polic
             continue
         entries.append(CallEntry(cid, why, proposal, snapshot.summary(i)))
     entries.sort(key=lambda e: (-e.expected_value, _soonest(e), e.customer_id))
-    return CallList(entries, len(ids), left_contacted, left_suppressed, _as_of(nightly_lists_path(data_dir)))
+    return CallList(entries, len(ids), left_contacted, left_suppressed, nightly.as_of())
 
 
 def _soonest(entry: CallEntry) -> float:
     days = [w["days"] for w in entry.why_now if w.get("days") is not None]
     return float(min(days)) if days else np.inf
 
-
-def _as_of(path: Path) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-    except OSError:
-        return None

@@ -10,17 +10,25 @@ customer a page shows is in the audit log, and a session has its token's rate li
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask
 
+from ..nightly_lists import NightlyLists
 from . import filters, i18n, sessions, views  # views: importing them adds their routes to the blueprint
 from .blueprint import bp
+from .context import NIGHTLY
 
 __all__ = ["init_app", "views"]
 
 
 def init_app(app: Flask) -> None:
-    """Attach sessions, CSRF and translations, then register the pages."""
+    """Attach sessions, CSRF, translations and the nightly lists, then register the pages."""
     sessions.init_app(app)
     i18n.init_app(app)
+    nightly = NightlyLists(Path(app.config["LINGXI_DATA_DIR"]),
+                           background=bool(app.config["LINGXI_SNAPSHOT_BACKGROUND_RELOAD"]),
+                           check_seconds=float(app.config["LINGXI_SNAPSHOT_CHECK_SECONDS"]))
+    app.extensions[NIGHTLY] = nightly
     filters.init_app(app)
     app.register_blueprint(bp)

@@ -8,7 +8,6 @@ id that does not exist, so the answer never confirms that a customer of another 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -18,18 +17,20 @@ from .. import access
 from ..api.common import EXTENSION
 from ..auth import Principal
 from ..errors import ApiError
+from ..nightly_lists import NightlyLists
 from ..validation import HEX32
 from ..workflow import Services
 
 T = TypeVar("T")
+NIGHTLY = "lingxi_nightly_lists"
 
 
 def services() -> Services:
     return current_app.extensions[EXTENSION]
 
 
-def data_dir() -> Path:
-    return Path(current_app.config["LINGXI_DATA_DIR"])
+def nightly() -> NightlyLists:
+    return current_app.extensions[NIGHTLY]
 
 
 def principal() -> Principal:

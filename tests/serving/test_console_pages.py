@@ -150,7 +150,8 @@ def test_today_shows_only_the_managers_book(client, login, books, nightly):
 def test_today_lists_open_windows_and_high_scores_ranked_by_expected_value(app, books, nightly):
     svc = app.extensions["lingxi"]
     with app.app_context():
-        result = call_list.build(svc, app.config["LINGXI_DATA_DIR"], book_of(books, "M001"), call_list.ContactPolicy())
+        nightly_lists = app.extensions["lingxi_nightly_lists"]
+        result = call_list.build(svc, nightly_lists, book_of(books, "M001"), call_list.ContactPolicy())
     assert result.entries
     values = [e.expected_value for e in result.entries]
     assert values == sorted(values, reverse=True)
@@ -169,16 +170,16 @@ def test_today_leaves_out_the_recently_contacted_and_declined_products(app, clie
     svc = app.extensions["lingxi"]
     policy = call_list.ContactPolicy(cooldown_days=14)
     book = book_of(books, "M001")
-    first = call_list.build(svc, app.config["LINGXI_DATA_DIR"], book, policy)
+    first = call_list.build(svc, app.extensions["lingxi_nightly_lists"], book, policy)
     top = first.entries[0]
     shown = client.post("/api/v1/recommendations", json={"customer_id": top.customer_id}, headers=auth("manager")).json
-    again = call_list.build(svc, app.config["LINGXI_DATA_DIR"], book, policy)
+    again = call_list.build(svc, app.extensions["lingxi_nightly_lists"], book, policy)
     assert top.customer_id not in {e.customer_id for e in again.entries} and again.left_out_contacted == 1
     client.post(f"/api/v1/recommendations/{shown['recommendation_id']}/feedback", headers={
         **auth("manager"), "Idempotency-Key": "decline-0001"}, json={"items": [
             {"product_id": p["product_id"], "response": "not_interested"} for p in shown["products"]]})
     clock.now = datetime.now(timezone.utc) + timedelta(days=15)  # past the cool-down, within the suppression
-    later = call_list.build(svc, app.config["LINGXI_DATA_DIR"], book, policy)
+    later = call_list.build(svc, app.extensions["lingxi_nightly_lists"], book, policy)
     entry = next((e for e in later.entries if e.customer_id == top.customer_id), None)
     declined = {p["product_id"] for p in shown["products"]}
     assert entry is None or entry.proposal is None or entry.proposal.product_id not in declined
@@ -189,6 +190,21 @@ def test_a_segment_becomes_a_call_list_within_the_book(client, login, books, nig
     page = client.get("/console/today?source=segment&age_min=60").get_data(as_text=True)
     listed = set(re.findall(r"/console/customers/([0-9A-F]{32})", page))
     assert listed and listed <= set(book_of(books, "M001"))
+
+
+def test_the_nightly_index_answers_as_the_file_and_follows_a_new_one(data_dir, nightly, customer_ids):
+    from serving.nightly_lists import NightlyLists
+
+    lists = NightlyLists(data_dir, background=False, check_seconds=0)
+    wanted = customer_ids[::7] + ["F" * 32]
+    indexed = lists.lists(wanted)
+    assert lists._index is not None and indexed == lists._scan(wanted) and "F" * 32 not in indexed
+    first = nightly.sort_values(["customer_id", "rank"]).groupby("customer_id").head(1).set_index("customer_id")
+    for cid in wanted[:-1]:
+        assert indexed[cid][0].product_id == first.at[cid, "product_id"]
+        assert indexed[cid][0].expected_value == pytest.approx(first.at[cid, "score"], rel=1e-6)
+    make_nightly_lists(data_dir, k=2)  # republished: the next request sees the new lists
+    assert max(len(v) for v in lists.lists(wanted).values()) == 2
 
 
 # -- segments ----------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def today():
         ids = [snapshot.ids[i].decode("ascii") for i in rows[:MAX_CALL_LIST_CUSTOMERS]]
     else:
         ids = ctx.book_ids(reach.book)  # an admin picks a book first: the whole bank is not one call list
-    result = call_list.build(svc, ctx.data_dir(), ids, policy(), every_customer=from_segment)
+    result = call_list.build(svc, ctx.nightly(), ids, policy(), every_customer=from_segment)
     size = int(current_app.config["LINGXI_CALL_LIST_SIZE"])
     pages = max(1, -(-len(result.entries) // size))
     page = min(_page_number(), pages)
