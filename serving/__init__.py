@@ -75,11 +75,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                                 check_seconds=float(app.config["LINGXI_SNAPSHOT_CHECK_SECONDS"]),
                                 background=bool(app.config["LINGXI_SNAPSHOT_BACKGROUND_RELOAD"]))
     snapshots.refresh()
-    store = open_store(app.config["LINGXI_FEEDBACK_DB_URL"])
+    store = open_store(app.config["LINGXI_FEEDBACK_DB_URL"], timezone=app.config["LINGXI_TIMEZONE"])
     slot = load_engine(app.config["LINGXI_ENGINE"], data_dir)
     services = Services(
         catalogue=catalogue, snapshots=snapshots, store=store, engine_slot=slot,
-        pusher=FeedbackPusher(store, slot, float(app.config["LINGXI_PUSH_INTERVAL_SECONDS"])),
+        pusher=FeedbackPusher(store, slot, float(app.config["LINGXI_PUSH_INTERVAL_SECONDS"]),
+                              max_attempts=int(app.config["LINGXI_PUSH_MAX_ATTEMPTS"])),
         suppression_days=int(app.config["LINGXI_SUPPRESSION_DAYS"]),
         trigger_window_days=int(app.config["LINGXI_TRIGGER_WINDOW_DAYS"]),
         timezone=app.config["LINGXI_TIMEZONE"],

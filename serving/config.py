@@ -15,6 +15,7 @@ Every key is a ``LINGXI_*`` name; ``create_app(test_config)`` may override any o
 | LINGXI_TRIGGER_WINDOW_DAYS | 30 | a trigger event this recent counts as an open window |
 | LINGXI_TIMEZONE | Asia/Shanghai | dashboard date ranges are local dates in this zone |
 | LINGXI_PUSH_INTERVAL_SECONDS | 0.5 | feedback aggregates reach the online store within this (0: in the request); see ``serving.feedback_push`` |
+| LINGXI_PUSH_MAX_ATTEMPTS | 8 | a failed push is retried (backing off from the interval) this many times in all, then logged as given up |
 | LINGXI_SNAPSHOT_CHECK_SECONDS | 5 | how often a request may stat the marts for a new snapshot |
 | LINGXI_SNAPSHOT_BACKGROUND_RELOAD | 1 | load a new snapshot in a background thread (0: in the request) |
 | LINGXI_LOG_LEVEL | INFO | level of the ``lingxi.serving`` JSON logger |
@@ -63,6 +64,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LINGXI_TRIGGER_WINDOW_DAYS": int(env.get("LINGXI_TRIGGER_WINDOW_DAYS", 30)),
         "LINGXI_TIMEZONE": env.get("LINGXI_TIMEZONE", "Asia/Shanghai"),
         "LINGXI_PUSH_INTERVAL_SECONDS": float(env.get("LINGXI_PUSH_INTERVAL_SECONDS", 0.5)),
+        "LINGXI_PUSH_MAX_ATTEMPTS": int(env.get("LINGXI_PUSH_MAX_ATTEMPTS", 8)),
         "LINGXI_SNAPSHOT_CHECK_SECONDS": float(env.get("LINGXI_SNAPSHOT_CHECK_SECONDS", 5)),
         "LINGXI_SNAPSHOT_BACKGROUND_RELOAD": _bool(env.get("LINGXI_SNAPSHOT_BACKGROUND_RELOAD", "1")),
         "LINGXI_LOG_LEVEL": env.get("LINGXI_LOG_LEVEL", "INFO"),

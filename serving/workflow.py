@@ -14,9 +14,8 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import duckdb
 
@@ -353,28 +352,20 @@ def _add_count(acc: dict[str, int], response: str, n: int) -> None:
     acc[{"interested": "positive", "not_interested": "negative"}.get(response, "already_owns")] += n
 
 
-def date_range(services: Services, start: date, end: date) -> tuple[datetime, datetime]:
-    """Local dates [start, end] in the bank's time zone as a UTC half-open interval."""
-    zone = ZoneInfo(services.timezone)
-    lo = datetime.combine(start, time.min, zone).astimezone(timezone.utc)
-    hi = datetime.combine(end + timedelta(days=1), time.min, zone).astimezone(timezone.utc)
-    return lo, hi
-
-
 def dashboard(services: Services, start: date, end: date) -> dict[str, Any]:
-    """Feedback counts and stage-one / stage-two hit rates, overall, per manager and per product."""
-    lo, hi = date_range(services, start, end)
+    """Feedback counts and stage-one / stage-two hit rates, overall, per manager and per product, from
+    the store's daily counts (local days [start, end]); the work is bounded by the range, not the log."""
     stage_key = {1: "stage_one", 2: "stage_two"}
     total = {"stage_one": {"items": _items(), "lists": _lists()}, "stage_two": {"items": _items(), "lists": _lists()}}
     managers: dict[Any, dict] = defaultdict(lambda: {"feedback": _counts(), "stage_one": {"items": _items(), "lists": _lists()},
                                                      "stage_two": {"items": _items(), "lists": _lists()}})
     products: dict[str, dict] = defaultdict(lambda: {"feedback": _counts(), "stage_one": _items(), "stage_two": _items()})
-    for stage, manager, product, *numbers in services.store.item_outcomes(lo, hi):
+    for stage, manager, product, *numbers in services.store.item_outcomes(start, end):
         key = stage_key[stage]
         _add_items(total[key]["items"], numbers)
         _add_items(managers[manager][key]["items"], numbers)
         _add_items(products[product][key], numbers)
-    for stage, manager, lists, judged, hits in services.store.list_outcomes(lo, hi):
+    for stage, manager, lists, judged, hits in services.store.list_outcomes(start, end):
         key = stage_key[stage]
         for acc in (total[key]["lists"], managers[manager][key]["lists"]):
             acc["lists"] += lists
@@ -382,7 +373,7 @@ def dashboard(services: Services, start: date, end: date) -> dict[str, Any]:
             acc["with_interest"] += hits
             acc["hit_rate"] = _rate(acc["with_interest"], acc["judged"])
     feedback = _counts()
-    for manager, product, response, n in services.store.feedback_counts(lo, hi):
+    for manager, product, response, n in services.store.feedback_counts(start, end):
         for acc in (feedback, managers[manager]["feedback"], products[product]["feedback"]):
             _add_count(acc, response, n)
     one, two = total["stage_one"]["items"]["hit_rate"], total["stage_two"]["items"]["hit_rate"]

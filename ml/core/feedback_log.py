@@ -22,4 +22,4 @@ SCHEMAS = {
         ("recorded_at", _TS), ("idempotency_key", pa.string())]),
 }
 EXPORT_COLUMNS = {table: tuple(schema.names) for table, schema in SCHEMAS.items()}
-PART = "part-00000.parquet"  # one file per table and export
+PART = "part-00000.parquet"  # the simulator writes one part per table; serving.export names its parts by watermark

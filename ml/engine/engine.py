@@ -176,7 +176,8 @@ class Engine:
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Set each customer's ``customer_feedback`` aggregates online to the counts of ``rows`` — all of
         the customer's committed answers (as the nightly source counts the whole feedback export), so
-        no online read, and pushing twice changes nothing."""
+        pushing twice changes nothing, and the online store keeps whichever of two pushes counts more
+        answers (``OnlineFeatures.push_feedback``): a late push of an older read changes nothing."""
         if not rows:
             return
         category = {p.product_id: p.category for p in self.catalogue}

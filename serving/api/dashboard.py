@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, request
 
@@ -37,7 +38,7 @@ def get_dashboard():
     if unknown:
         raise ApiError(400, "unknown_parameter", f"unknown query parameter(s): {', '.join(unknown[:5])}")
     svc = services()
-    today = datetime.now(workflow.ZoneInfo(svc.timezone)).date()
+    today = datetime.now(ZoneInfo(svc.timezone)).date()
     end = _date("to", today)
     start = _date("from", end - timedelta(days=29))
     if start > end or (end - start).days > MAX_DAYS:

@@ -139,12 +139,26 @@ def restore(directory: Path, to_url: str, at: str | None = None, force: bool = F
     try:
         for path in paths[1:]:
             increments.apply(store, path)
+        if len(paths) > 1:
+            _derive_after_increments(store)
         if backend == "postgresql":
             fulls.postgres_reset_identity(store)
         store.init_schema()  # no-op on a restored store; creates nothing new
     finally:
         store.close()
     return chain
+
+
+def _derive_after_increments(store: SqlStore) -> None:
+    """Incrementals carry the log (lists, requests, answers), not what is derived from it: give the
+    lists they restored their commit order (the export's watermark) and have the dashboard's daily
+    counts recounted from the log when the app next starts."""
+    with store._write() as cur:
+        cur.execute("INSERT INTO recommendation_order (recommendation_id) SELECT l.recommendation_id"
+                    " FROM recommendation_lists l LEFT JOIN recommendation_order o"
+                    " ON o.recommendation_id = l.recommendation_id WHERE o.recommendation_id IS NULL"
+                    " ORDER BY l.created_at, l.recommendation_id")
+        cur.execute("DELETE FROM dashboard_state")
 
 
 def default_directory(env: dict[str, str] | None = None) -> Path:

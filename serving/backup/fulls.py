@@ -19,9 +19,10 @@ import tempfile
 from pathlib import Path
 
 from ..store import SqlStore
+from ..store.schema import TABLES
 from .catalog import BackupError
 
-STORE_TABLES = ("lingxi_schema", "recommendation_lists", "recommendation_items", "feedback_requests", "feedback")
+STORE_TABLES = TABLES  # every table of the store: a full backup is the whole store
 
 
 # -- SQLite ---------------------------------------------------------------------------------------

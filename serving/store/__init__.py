@@ -18,8 +18,9 @@ __all__ = ["FeedbackResult", "FeedbackRow", "Recommendation", "ShownProduct", "S
            "open_store", "redact", "row_key", "scoped_key", "utc"]
 
 
-def open_store(url: str, *, create: bool = True) -> SqlStore:
-    """Open (and by default create the schema of) the store named by ``url``."""
+def open_store(url: str, *, create: bool = True, timezone: str | None = None) -> SqlStore:
+    """Open (and by default create the schema of) the store named by ``url``. ``timezone`` is the
+    bank's, for the dashboard's daily counts (``None``: keep the store's)."""
     if url.startswith("sqlite:///"):
         from .sqlite import SqliteStore
 
@@ -34,7 +35,7 @@ def open_store(url: str, *, create: bool = True) -> SqlStore:
     else:
         raise ValueError(f"unsupported feedback store URL scheme: {redact(url)}")
     if create:
-        store.init_schema()
+        store.init_schema(timezone)
     return store
 
 

@@ -44,7 +44,7 @@ def insert_reads(store: SqlStore, cur: Any, reads: Sequence[CustomerRead]) -> No
 
 def record_reads(store: SqlStore, reads: Sequence[CustomerRead]) -> None:
     if reads:
-        with store._write(durable=False) as cur:
+        with store._write() as cur:
             insert_reads(store, cur, reads)
 
 

@@ -16,13 +16,14 @@ Tables (same in SQLite and PostgreSQL):
   one row per key. A later judgement of the same product supersedes an earlier one ("latest wins",
   ordered by recorded_at then the insertion sequence).
 
-Every write is one transaction committed before the method returns; the API answers 2xx only
-after that. Feedback commits are flushed to disk (SQLite ``synchronous=FULL``, PostgreSQL
-``synchronous_commit=on``): they survive kill -9 and power loss. Recommendation-log commits are
-"relaxed" (SQLite ``NORMAL`` in WAL mode, PostgreSQL ``synchronous_commit=off``): they survive a
-killed process but the last ones may be lost with the machine; the log is sequential, so the flush
-of any later feedback also persists every recommendation it refers to. This keeps stage one free of
-an fsync per request.
+- ``recommendation_order``: the commit order of the lists (the export's watermark).
+- ``dashboard_*``: the dashboard's daily counts, kept in the same transactions (``dashboard``).
+
+Every write is one transaction committed and flushed to disk before the method returns (SQLite
+``synchronous=FULL`` in WAL mode, PostgreSQL ``synchronous_commit=on`` set in the transaction, never
+left to the server's default); the API answers 2xx only after that. This holds for the
+recommendation log as well as for feedback: a client that holds a list may answer on it after the
+machine lost power, and the list must still be there. It costs stage one one WAL flush per request.
 """
 from __future__ import annotations
 
@@ -31,13 +32,14 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Literal
 
 from ml.core.feedback_log import EXPORT_COLUMNS
 
+from . import dashboard
 from .audit import insert_reads
 from .schema import SCHEMA_VERSION
 
@@ -97,17 +99,21 @@ class FeedbackResult:
     rows: tuple[FeedbackRow, ...] = ()
 
 
-_EXPORT_SQL = {
+_EXPORT_SQL = {  # rows committed after one watermark and up to another, in commit order
     "recommendations": """
         SELECT l.recommendation_id, l.customer_id, l.manager_id, l.stage, l.parent_recommendation_id,
                i.product_id, i.rank, i.score, i.match_score, l.model_version, l.created_at
-        FROM recommendation_lists l JOIN recommendation_items i ON i.recommendation_id = l.recommendation_id
-        ORDER BY l.created_at, l.recommendation_id, i.rank""",
+        FROM recommendation_order o
+        JOIN recommendation_lists l ON l.recommendation_id = o.recommendation_id
+        JOIN recommendation_items i ON i.recommendation_id = l.recommendation_id
+        WHERE o.seq > ? AND o.seq <= ?
+        ORDER BY o.seq, i.rank""",
     "feedback": """
         SELECT feedback_id, recommendation_id, customer_id, product_id, manager_id, response, recorded_at,
                idempotency_key
-        FROM feedback ORDER BY seq""",
+        FROM feedback WHERE seq > ? AND seq <= ? ORDER BY seq""",
 }
+_SEQUENCED = {"recommendations": "recommendation_order", "feedback": "feedback"}
 _FEEDBACK_COLUMNS = ("feedback_id, recommendation_id, customer_id, product_id, manager_id, response, recorded_at,"
                      " idempotency_key, request_key")
 _LATEST = """
@@ -140,10 +146,28 @@ class SqlStore:
         return value
 
     @contextmanager
-    def _write(self, durable: bool = True) -> Iterator[Any]:
-        """A write transaction (committed on exit) yielding a cursor; ``durable=False`` relaxes the
-        flush at commit (see the module docstring)."""
+    def _write(self) -> Iterator[Any]:
+        """A durable write transaction (committed and flushed on exit) yielding a cursor."""
         raise NotImplementedError
+
+    def _lock_list(self, cur: Any, recommendation_id: str) -> None:
+        """Serialise feedback on one list (the dashboard counts read the answer they replace)."""
+
+    def _day_sql(self, column: str, timezone: str) -> str:
+        """SQL for the local date (``YYYY-MM-DD``) of a timestamp column in ``timezone``."""
+        raise NotImplementedError
+
+    @contextmanager
+    def push_lock(self, timeout: float = 5.0) -> Iterator[None]:
+        """Held while reading a customer's answers and pushing them to the online store, so that
+        pushes from every worker reach it in the order their reads happened. ``TimeoutError`` after
+        ``timeout`` seconds (a stuck push elsewhere must not hang a request: the push is retried)."""
+        raise NotImplementedError
+
+    def _fence(self) -> AbstractContextManager[None]:
+        """Wait for the writes in flight to commit, and hold new ones, while ``export_horizon`` reads
+        the highest sequence numbers; nothing to do where writers are serialised (SQLite)."""
+        return nullcontext()
 
     @contextmanager
     def read_snapshot(self) -> Iterator[Any]:
@@ -183,13 +207,25 @@ class SqlStore:
     def close(self) -> None:
         self._discard()
 
-    def init_schema(self) -> None:
+    def init_schema(self, timezone: str | None = None) -> None:
+        """Create what is missing. The dashboard counts are (re)built from the log when the store
+        has none yet (a store older than them) or ``timezone`` differs from the one they use."""
         with self._write() as cur:
             for statement in self.ddl:
                 cur.execute(statement)
             cur.execute(self._sql("SELECT version FROM lingxi_schema"))
             if cur.fetchone() is None:
                 cur.execute(self._sql("INSERT INTO lingxi_schema (version) VALUES (?)"), (SCHEMA_VERSION,))
+            cur.execute(self._sql("SELECT timezone FROM dashboard_state"))
+            state = cur.fetchone()
+            if state is None:  # first use by this version: number the lists logged before it
+                cur.execute(self._sql(
+                    "INSERT INTO recommendation_order (recommendation_id) SELECT recommendation_id"
+                    " FROM recommendation_lists l WHERE NOT EXISTS (SELECT 1 FROM recommendation_order o"
+                    " WHERE o.recommendation_id = l.recommendation_id) ORDER BY created_at, recommendation_id"))
+            wanted = timezone or (state[0] if state else dashboard.DEFAULT_TIMEZONE)
+            if state is None or state[0] != wanted:
+                dashboard.rebuild(self, cur, wanted)
 
     def ping(self) -> None:
         self._query("SELECT 1")
@@ -197,7 +233,7 @@ class SqlStore:
     # -- recommendations -------------------------------------------------------------------
     def log_recommendation(self, rec: Recommendation, reads: Sequence[Any] = ()) -> None:
         """Log a list; ``reads`` (``audit.CustomerRead``) go to the audit log in the same transaction."""
-        with self._write(durable=False) as cur:
+        with self._write() as cur:
             insert_reads(self, cur, reads)
             cur.execute(self._sql(
                 "INSERT INTO recommendation_lists (recommendation_id, customer_id, manager_id, stage,"
@@ -211,6 +247,9 @@ class SqlStore:
                     [(rec.recommendation_id, p.product_id, p.rank, p.score, p.match_score,
                       json.dumps(list(p.reasons), ensure_ascii=False), json.dumps(list(p.tags), ensure_ascii=False))
                      for p in rec.products])
+            cur.execute(self._sql("INSERT INTO recommendation_order (recommendation_id) VALUES (?)"),
+                        (rec.recommendation_id,))
+            dashboard.count_list(self, cur, rec)
 
     def get_recommendation(self, recommendation_id: str) -> Recommendation | None:
         head = self._query(
@@ -241,6 +280,7 @@ class SqlStore:
         """Store one feedback request atomically, or replay / refuse a key this caller already used."""
         idempotency_key = scoped_key(caller, idempotency_key)
         with self._write() as cur:
+            self._lock_list(cur, recommendation.recommendation_id)
             cur.execute(self._sql(
                 "INSERT INTO feedback_requests (idempotency_key, request_hash, recommendation_id, manager_id,"
                 " recorded_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING"),
@@ -256,6 +296,7 @@ class SqlStore:
                                      recommendation.customer_id, product_id, manager_id, response, recorded_at,
                                      row_key(idempotency_key, product_id), idempotency_key)
                          for product_id, response in items)
+            dashboard.count_feedback(self, cur, recommendation, rows)
             cur.executemany(self._sql(
                 f"INSERT INTO feedback ({_FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
                 [(r.feedback_id, r.recommendation_id, r.customer_id, r.product_id, r.manager_id, r.response,
@@ -318,63 +359,35 @@ class SqlStore:
             out.setdefault(customer_id, {})[product_id] = (response, self._ts_out(recorded_at))
         return out
 
-    # -- dashboard aggregates --------------------------------------------------------------
-    def item_outcomes(self, start: datetime, end: datetime) -> list[tuple]:
+    # -- dashboard (pre-aggregated daily counts, ``dashboard``) ----------------------------
+    def item_outcomes(self, first: date, last: date) -> list[tuple]:
         """Per (stage, list manager, product): shown, judged, interested, not_interested, already_owns,
-        for lists created in [start, end), judged by the latest feedback on each shown product."""
-        latest = _LATEST.format(
-            partition="recommendation_id, product_id",
-            where="recommendation_id IN (SELECT recommendation_id FROM recommendation_lists"
-                  " WHERE created_at >= ? AND created_at < ?)")
-        sql = f"""
-            WITH latest AS ({latest})
-            SELECT l.stage, l.manager_id, i.product_id, COUNT(*),
-                   COUNT(lt.response),
-                   SUM(CASE WHEN lt.response = 'interested' THEN 1 ELSE 0 END),
-                   SUM(CASE WHEN lt.response = 'not_interested' THEN 1 ELSE 0 END),
-                   SUM(CASE WHEN lt.response = 'already_owns' THEN 1 ELSE 0 END)
-            FROM recommendation_lists l
-            JOIN recommendation_items i ON i.recommendation_id = l.recommendation_id
-            LEFT JOIN latest lt ON lt.recommendation_id = i.recommendation_id AND lt.product_id = i.product_id
-            WHERE l.created_at >= ? AND l.created_at < ?
-            GROUP BY l.stage, l.manager_id, i.product_id"""
-        s, e = self._ts_in(start), self._ts_in(end)
-        return [(int(a), b, c, int(d), int(f), int(g or 0), int(h or 0), int(k or 0))
-                for a, b, c, d, f, g, h, k in self._query(sql, (s, e, s, e))]
+        for lists logged on local days [first, last], judged by the latest answer on each shown product."""
+        return dashboard.item_outcomes(self, first, last)
 
-    def list_outcomes(self, start: datetime, end: datetime) -> list[tuple]:
+    def list_outcomes(self, first: date, last: date) -> list[tuple]:
         """Per (stage, list manager): lists, lists with any feedback, lists with an "interested"."""
-        latest = _LATEST.format(
-            partition="recommendation_id, product_id",
-            where="recommendation_id IN (SELECT recommendation_id FROM recommendation_lists"
-                  " WHERE created_at >= ? AND created_at < ?)")
-        sql = f"""
-            WITH latest AS ({latest}),
-            per_list AS (
-                SELECT l.recommendation_id, l.stage, l.manager_id,
-                       MAX(CASE WHEN lt.response IS NOT NULL THEN 1 ELSE 0 END) AS judged,
-                       MAX(CASE WHEN lt.response = 'interested' THEN 1 ELSE 0 END) AS hit
-                FROM recommendation_lists l
-                LEFT JOIN latest lt ON lt.recommendation_id = l.recommendation_id
-                WHERE l.created_at >= ? AND l.created_at < ?
-                GROUP BY l.recommendation_id, l.stage, l.manager_id)
-            SELECT stage, manager_id, COUNT(*), SUM(judged), SUM(hit) FROM per_list GROUP BY stage, manager_id"""
-        s, e = self._ts_in(start), self._ts_in(end)
-        return [(int(a), b, int(c), int(d or 0), int(f or 0)) for a, b, c, d, f in self._query(sql, (s, e, s, e))]
+        return dashboard.list_outcomes(self, first, last)
 
-    def feedback_counts(self, start: datetime, end: datetime) -> list[tuple]:
-        """Per (recording manager, product, response): count of latest judgements recorded in [start, end)."""
-        latest = _LATEST.format(partition="recommendation_id, product_id", where="1 = 1")
-        sql = f"""
-            SELECT manager_id, product_id, response, COUNT(*) FROM ({latest}) lt
-            WHERE recorded_at >= ? AND recorded_at < ? GROUP BY manager_id, product_id, response"""
-        return [(a, b, c, int(d)) for a, b, c, d in self._query(sql, (self._ts_in(start), self._ts_in(end)))]
+    def feedback_counts(self, first: date, last: date) -> list[tuple]:
+        """Per (recording manager, product, response): count of latest judgements recorded on local days
+        [first, last]."""
+        return dashboard.feedback_counts(self, first, last)
 
     # -- export ----------------------------------------------------------------------------
-    def export_batches(self, cur: Any, table: str, batch_size: int = 50_000) -> Iterator[list[tuple]]:
-        """Rows of an export table (``EXPORT_COLUMNS``) in batches, timestamps as aware UTC datetimes."""
+    def export_horizon(self) -> dict[str, int]:
+        """Per export table, the highest sequence number below which every row is committed (or
+        rolled back for good): the next export's watermark. Read before ``read_snapshot``."""
+        with self._fence():
+            return {table: int(self._query(f"SELECT COALESCE(MAX(seq), 0) FROM {source}")[0][0])
+                    for table, source in _SEQUENCED.items()}
+
+    def export_batches(self, cur: Any, table: str, after: int, upto: int,
+                       batch_size: int = 50_000) -> Iterator[list[tuple]]:
+        """Rows of an export table (``EXPORT_COLUMNS``) with sequence numbers in (after, upto], in
+        batches, timestamps as aware UTC datetimes."""
         ts_index = EXPORT_COLUMNS[table].index("created_at" if table == "recommendations" else "recorded_at")
-        cur.execute(self._sql(_EXPORT_SQL[table]))
+        cur.execute(self._sql(_EXPORT_SQL[table]), (after, upto))
         while True:
             batch = cur.fetchmany(batch_size)
             if not batch:

@@ -1,11 +1,18 @@
 """The feedback store's tables, written once for both dialects (SQLite and PostgreSQL).
 
 Only two things differ between the engines: the timestamp type (SQLite keeps UTC text, PostgreSQL
-``TIMESTAMPTZ``) and the auto-increment key of the append-only ``feedback`` and ``customer_reads``
-tables.
+``TIMESTAMPTZ``) and the auto-increment key of the append-only ``feedback``, ``customer_reads`` and
+``recommendation_order`` tables.
+
+``recommendation_order`` gives each logged list an increasing number (the export's watermark; a
+list's ``created_at`` comes from the worker's clock, so it cannot order commits). The
+``dashboard_*`` tables are the dashboard's daily counts (days in the bank's time zone, kept in
+``dashboard_state``), maintained in the same transaction as each write (``serving.store.dashboard``);
+``manager_id`` there is ``''`` for a list logged without a manager.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 SCHEMA_VERSION = 1
@@ -81,4 +88,25 @@ def ddl(dialect: Dialect) -> tuple[str, ...]:
         request_id TEXT)""",
         "CREATE INDEX IF NOT EXISTS customer_reads_read_at ON customer_reads (read_at)",
         "CREATE INDEX IF NOT EXISTS customer_reads_customer ON customer_reads (customer_id, read_at)",
+        f"""CREATE TABLE IF NOT EXISTS recommendation_order (
+        seq {seq},
+        recommendation_id TEXT NOT NULL UNIQUE REFERENCES recommendation_lists (recommendation_id))""",
+        "CREATE TABLE IF NOT EXISTS dashboard_state (timezone TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS dashboard_items (
+        day TEXT NOT NULL, stage INTEGER NOT NULL, manager_id TEXT NOT NULL, product_id TEXT NOT NULL,
+        shown BIGINT NOT NULL, judged BIGINT NOT NULL, interested BIGINT NOT NULL,
+        not_interested BIGINT NOT NULL, already_owns BIGINT NOT NULL,
+        PRIMARY KEY (day, stage, manager_id, product_id))""",
+        """CREATE TABLE IF NOT EXISTS dashboard_lists (
+        day TEXT NOT NULL, stage INTEGER NOT NULL, manager_id TEXT NOT NULL,
+        lists BIGINT NOT NULL, judged BIGINT NOT NULL, with_interest BIGINT NOT NULL,
+        PRIMARY KEY (day, stage, manager_id))""",
+        """CREATE TABLE IF NOT EXISTS dashboard_feedback (
+        day TEXT NOT NULL, manager_id TEXT NOT NULL, product_id TEXT NOT NULL, response TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (day, manager_id, product_id, response))""",
     )
+
+
+# every table of the store, in creation order (what a full backup must carry)
+TABLES: tuple[str, ...] = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", "\n".join(ddl(SQLITE))))

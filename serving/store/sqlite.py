@@ -1,17 +1,21 @@
-"""SQLite backend: WAL journal, ``synchronous=FULL`` for feedback (on disk before the API answers;
-``NORMAL`` for the recommendation log, see ``base``),
-``busy_timeout`` for the other gunicorn workers, ``BEGIN IMMEDIATE`` for writes, one connection per
-thread. Timestamps are stored as fixed-width UTC text (``YYYY-MM-DD HH:MM:SS.ffffff``), which sorts
-and compares correctly as text."""
+"""SQLite backend: WAL journal with ``synchronous=FULL`` (every commit, the recommendation log's as
+well as feedback's, is flushed to disk before the API answers; ``NORMAL`` would only flush at
+checkpoints and lose the last commits with the machine), ``busy_timeout`` for the other gunicorn
+workers, ``BEGIN IMMEDIATE`` for writes (writers are serialised, so sequence numbers follow commit
+order), one connection per thread. Timestamps are stored as fixed-width UTC text
+(``YYYY-MM-DD HH:MM:SS.ffffff``), which sorts and compares correctly as text."""
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .base import SqlStore, utc
 from .schema import SQLITE, ddl
@@ -40,6 +44,7 @@ class SqliteStore(SqlStore):
             raise RuntimeError(f"SQLite refused WAL mode ({mode}) for {self.path}")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.create_function("lingxi_local_day", 2, _local_day, deterministic=True)
         return conn
 
     def _enable_wal(self, conn: sqlite3.Connection) -> str:
@@ -55,26 +60,37 @@ class SqliteStore(SqlStore):
                     raise
                 time.sleep(0.01)
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = super()._conn()
-        if getattr(self._local, "sync_conn", None) is not conn:  # a new connection starts at FULL
-            self._local.sync_conn, self._local.sync = conn, "FULL"
-        return conn
-
     def _ts_in(self, value: datetime) -> str:
         return utc(value).strftime(_FORMAT)
 
     def _ts_out(self, value: Any) -> datetime:
         return datetime.strptime(value, _FORMAT).replace(tzinfo=timezone.utc)
 
+    def _day_sql(self, column: str, timezone: str) -> str:
+        return f"lingxi_local_day({column}, '{timezone}')"
+
     @contextmanager
-    def _write(self, durable: bool = True) -> Iterator[sqlite3.Cursor]:
+    def push_lock(self, timeout: float = 5.0) -> Iterator[None]:
+        # a lock file next to the database: SQLite is one machine's store, so its workers are too
+        with open(self.path.with_name(self.path.name + ".push-lock"), "a+b") as handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"online-store push lock busy for {timeout:g} s") from None
+                    time.sleep(0.005)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Cursor]:
         conn = self._conn()
         try:
-            level = "FULL" if durable else "NORMAL"
-            if getattr(self._local, "sync", None) != level:  # a per-connection setting, outside transactions
-                conn.execute(f"PRAGMA synchronous = {level}")
-                self._local.sync = level
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error:
             self._discard()
@@ -98,3 +114,15 @@ class SqliteStore(SqlStore):
             conn.execute("COMMIT")
         finally:
             conn.close()
+
+
+@lru_cache(maxsize=16)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _local_day(value: str | None, zone: str) -> str | None:
+    """SQL ``lingxi_local_day(ts, zone)``: the local date of a stored UTC timestamp."""
+    if value is None:
+        return None
+    return datetime.strptime(value, _FORMAT).replace(tzinfo=timezone.utc).astimezone(_zone(zone)).date().isoformat()

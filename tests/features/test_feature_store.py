@@ -95,6 +95,36 @@ def test_push_reaches_the_online_store(store, vectors):
     assert served["contacted_last_30d"] == 1
 
 
+def test_an_older_push_never_overwrites_a_newer_one(store):
+    """Two workers push one customer; the one that read fewer answers lands last. The online row keeps
+    the count with more answers (then the later last answer), whatever the order of arrival."""
+    import uuid
+
+    online = OnlineFeatures(store)
+    customer, other = (uuid.uuid4().hex.upper() for _ in range(2))  # new each run: the store may be reused
+    first, second = datetime(2025, 7, 1, 9, 0, tzinfo=timezone.utc), datetime(2025, 7, 1, 9, 5, tzinfo=timezone.utc)
+
+    def row(when, answers, who=customer):
+        counts = {c: 0 for c in FEEDBACK_COLUMNS} | {"fb_interested_credit": len(answers)}
+        return {"customer_id": who, "event_timestamp": when, "fb_last_response_ts": when, **counts,
+                LAST_ANSWERS_FEATURE: answers}
+
+    def served():
+        values = store.get_online_features(
+            features=["customer_feedback:fb_interested_credit", f"customer_feedback:{LAST_ANSWERS_FEATURE}"],
+            entity_rows=[{"customer_id": customer}]).to_dict()
+        return values["fb_interested_credit"][0], list(values[LAST_ANSWERS_FEATURE][0])
+
+    older, newer = row(first, ["CRD_PLAT=interested"]), row(second, ["CRD_CARD=interested", "CRD_PLAT=interested"])
+    assert online.push_feedback(pd.DataFrame([newer])) == 1
+    assert online.push_feedback(pd.DataFrame([older])) == 0  # the late, older read: skipped
+    assert served() == (2, newer[LAST_ANSWERS_FEATURE])
+    assert online.push_feedback(pd.DataFrame([newer])) == 0  # the same again: nothing to write
+    later = row(second.replace(minute=9), ["CRD_CARD=interested", "CRD_PLAT=not_interested"])
+    assert online.push_feedback(pd.DataFrame([later, row(first, ["CRD_PLAT=interested"], other)])) == 2
+    assert served() == (2, later[LAST_ANSWERS_FEATURE])
+
+
 def test_feedback_source_keeps_the_latest_answer_per_product(tmp_path):
     products = pd.read_csv(Path(__file__).resolve().parents[2] / "seeds" / "products.csv").product_id.tolist()
     a, b = products[1], products[2]

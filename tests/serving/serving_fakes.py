@@ -8,7 +8,9 @@ The fake engine respects the engine Protocol and its contract (only suitable, un
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from ml.recommendation.contract import (
     Target,
     UnknownCustomer,
 )
+from serving.store import Recommendation, ShownProduct
 
 RISK_TOLERANCE = {"conservative": 1, "cautious": 2, "balanced": 3, "growth": 4, "aggressive": 5}
 ASSET_BOUNDS = {"L1": (0, 50_000), "L2": (50_000, 200_000), "L3": (200_000, 500_000),
@@ -46,7 +49,7 @@ def _unit(*parts: str) -> float:
 class FakeEngine:
     """Deterministic engine over the customer_360 snapshot of a data directory."""
 
-    def __init__(self, data_dir: Path, *, fail_push: bool = False) -> None:
+    def __init__(self, data_dir: Path, *, fail_push: bool | int = False) -> None:
         self.catalogue = load_catalogue(SEEDS_DIR / "products.csv")
         frame = pd.read_parquet(Path(data_dir) / "marts" / "customer_360.parquet")
         self.customers = frame.set_index("customer_id").to_dict("index")
@@ -144,7 +147,9 @@ class FakeEngine:
         return ColdStartResult(conflicts, tuple(targets[:n]), forecast, "fake-1-cold", warnings)
 
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if self.fail_push:
+        if self.fail_push:  # True: always; a number: that many pushes fail, then they succeed
+            if not isinstance(self.fail_push, bool):
+                self.fail_push -= 1
             raise ConnectionError("online store down")
         self.pushed.extend(dict(r) for r in rows)
 
@@ -223,3 +228,25 @@ def read_books(marts: Path) -> dict[str, list[str]]:
     """manager id -> the sorted customer ids of that book."""
     frame = pd.read_parquet(marts / "manager_books.parquet", columns=["customer_id", "manager_id"])
     return {m: sorted(group["customer_id"]) for m, group in frame.groupby("manager_id")}
+
+
+# -- feedback-store rows for the store tests ------------------------------------------------------
+T0 = datetime(2025, 7, 1, 2, 0, tzinfo=timezone.utc)
+
+
+def make_rec(customer: str = "A" * 32, stage: int = 1, parent: str | None = None, manager: str | None = "M001",
+             products=("SAV_TIME", "PRO_LIFE", "WLT_WMP"), at: datetime = T0) -> Recommendation:
+    """A recommendation list as serving logs it (ids random, scores made up)."""
+    shown = tuple(ShownProduct(p, i + 1, 0.9 - i / 10, 90 - i * 10, ({"code": "X", "text": "why"},), ("t",))
+                  for i, p in enumerate(products))
+    return Recommendation(uuid.uuid4().hex.upper(), customer, manager, stage, parent, "m-1", at, shown)
+
+
+def record(store, rec: Recommendation, key: str, items, manager: str = "M001", at: datetime = T0,
+           caller: str | None = None):
+    """``store.record_feedback`` with the request hash serving computes (the caller: the manager's token)."""
+    from serving.workflow import request_hash
+
+    return store.record_feedback(idempotency_key=key, request_hash=request_hash(rec.recommendation_id, manager, items),
+                                 recommendation=rec, manager_id=manager, items=items, recorded_at=at,
+                                 caller=caller or f"manager:{manager}")

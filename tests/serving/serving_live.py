@@ -26,10 +26,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(data_dir: Path, port: int, log: Path, workers: int = 2,
+def start(data_dir: Path, port: int, log: Path, workers: int = 2, db_url: str | None = None,
           extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     """gunicorn as ``make serve`` runs it (its config: metrics summed over the workers, kept in a
-    folder beside ``log``); rate limits off unless ``extra_env`` sets them."""
+    folder beside ``log``), over ``data_dir`` (its SQLite feedback store, or the store at ``db_url``);
+    rate limits off unless ``extra_env`` sets them."""
     env = {name: value for name, value in os.environ.items()
            if name not in ("LINGXI_FEEDBACK_DB_URL", "LINGXI_TOKENS_FILE", "LINGXI_TOKENS")}
     env.update({"LINGXI_DATA_DIR": str(data_dir),
@@ -38,6 +39,8 @@ def start(data_dir: Path, port: int, log: Path, workers: int = 2,
                 "LINGXI_RATE_LIMITS": "off",
                 "PROMETHEUS_MULTIPROC_DIR": str(log.with_suffix(".metrics")),
                 "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    if db_url:
+        env["LINGXI_FEEDBACK_DB_URL"] = db_url
     env.update(extra_env or {})
     handle = open(log, "ab")
     return subprocess.Popen([str(GUNICORN), "--config", str(GUNICORN_CONFIG), "--workers", str(workers),

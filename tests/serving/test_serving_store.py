@@ -2,25 +2,15 @@
 from __future__ import annotations
 
 import threading
-import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-import pyarrow.parquet as pq
 import pytest
+from serving_fakes import T0, make_rec, record
 
-from serving.export import SCHEMAS, export
-from serving.store import Recommendation, ShownProduct, open_store, redact
+from serving.store import open_store, redact
 
-T0 = datetime(2025, 7, 1, 2, 0, tzinfo=timezone.utc)
-
-
-def _rec(customer: str = "A" * 32, stage: int = 1, parent: str | None = None, manager: str | None = "M001",
-         products=("SAV_TIME", "PRO_LIFE", "WLT_WMP"), at: datetime = T0) -> Recommendation:
-    shown = tuple(ShownProduct(p, i + 1, 0.9 - i / 10, 90 - i * 10, ({"code": "X", "text": "why"},), ("t",))
-                  for i, p in enumerate(products))
-    return Recommendation(uuid.uuid4().hex.upper(), customer, manager, stage, parent, "m-1", at, shown)
+_rec, _feedback = make_rec, record
 
 
 @pytest.fixture
@@ -28,14 +18,6 @@ def store(store_url: str):
     store = open_store(store_url)
     yield store
     store.close()
-
-
-def _feedback(store, rec, key, items, manager="M001", at=T0, caller=None):
-    from serving.workflow import request_hash
-
-    return store.record_feedback(idempotency_key=key, request_hash=request_hash(rec.recommendation_id, manager, items),
-                                 recommendation=rec, manager_id=manager, items=items, recorded_at=at,
-                                 caller=caller or f"manager:{manager}")
 
 
 def test_schema_creation_is_idempotent(store_url):
@@ -66,6 +48,18 @@ def test_feedback_created_replayed_conflict(store):
     assert len(store.feedback_for(rec.recommendation_id)) == 2
 
 
+def test_latest_judgement_wins(store):
+    rec = _rec()
+    store.log_recommendation(rec)
+    _feedback(store, rec, "key-0001", [("SAV_TIME", "interested")], at=T0)
+    _feedback(store, rec, "key-0002", [("SAV_TIME", "not_interested")], at=T0 + timedelta(minutes=1))
+    _feedback(store, rec, "key-0003", [("PRO_LIFE", "already_owns")], at=T0)
+    _feedback(store, rec, "key-0004", [("PRO_LIFE", "interested")], at=T0)  # same instant: insertion order
+    assert store.latest_feedback(rec.recommendation_id) == {"SAV_TIME": "not_interested", "PRO_LIFE": "interested"}
+    judgements = store.customer_judgements(rec.customer_id)
+    assert judgements["SAV_TIME"] == ("not_interested", T0 + timedelta(minutes=1))
+
+
 def test_idempotency_keys_are_scoped_per_caller(store):
     """The same client key from two callers is two requests (it used to be one global key: a 409)."""
     mine, theirs = _rec(manager="M001"), _rec(customer="B" * 32, manager="M002")
@@ -94,17 +88,6 @@ def test_audit_rows_round_trip(store):
     assert back == reads[1:4]
     everything = [r for batch in iter_reads(store, T0) for r in batch]
     assert everything == reads  # recording order
-
-def test_latest_judgement_wins(store):
-    rec = _rec()
-    store.log_recommendation(rec)
-    _feedback(store, rec, "key-0001", [("SAV_TIME", "interested")], at=T0)
-    _feedback(store, rec, "key-0002", [("SAV_TIME", "not_interested")], at=T0 + timedelta(minutes=1))
-    _feedback(store, rec, "key-0003", [("PRO_LIFE", "already_owns")], at=T0)
-    _feedback(store, rec, "key-0004", [("PRO_LIFE", "interested")], at=T0)  # same instant: insertion order
-    assert store.latest_feedback(rec.recommendation_id) == {"SAV_TIME": "not_interested", "PRO_LIFE": "interested"}
-    judgements = store.customer_judgements(rec.customer_id)
-    assert judgements["SAV_TIME"] == ("not_interested", T0 + timedelta(minutes=1))
 
 
 def test_concurrent_retries_store_once(store_url):
@@ -143,7 +126,7 @@ def test_dashboard_aggregates(store):
     _feedback(store, one, "k-one-0001", [("SAV_TIME", "interested"), ("PRO_LIFE", "not_interested")])
     _feedback(store, two, "k-two-0001", [("CRD_CARD", "interested")])
     _feedback(store, other, "k-oth-0001", [("SAV_TIME", "interested")], manager="M002", at=T0 - timedelta(days=40))
-    lo, hi = T0 - timedelta(days=1), T0 + timedelta(days=1)
+    lo, hi = (T0 - timedelta(days=1)).date(), (T0 + timedelta(days=1)).date()
     items = {(s, m, p): rest for s, m, p, *rest in store.item_outcomes(lo, hi)}
     assert items[(1, "M001", "SAV_TIME")] == [1, 1, 1, 0, 0]
     assert items[(1, "M001", "WLT_WMP")] == [1, 0, 0, 0, 0]
@@ -154,74 +137,6 @@ def test_dashboard_aggregates(store):
     counts = {(m, p, r): n for m, p, r, n in store.feedback_counts(lo, hi)}
     assert counts == {("M001", "SAV_TIME", "interested"): 1, ("M001", "PRO_LIFE", "not_interested"): 1,
                       ("M001", "CRD_CARD", "interested"): 1}
-
-
-def test_export_parquet(store, tmp_path: Path):
-    out = tmp_path / "feedback_export"
-    out.mkdir()
-    counts = export(store, out)  # empty store: files with the schema, zero rows
-    assert counts == {"recommendations": 0, "feedback": 0}
-    for table in ("recommendations", "feedback"):
-        assert pq.read_schema(out / table / "part-00000.parquet").equals(SCHEMAS[table], check_metadata=False)
-    rec = _rec()
-    store.log_recommendation(rec)
-    _feedback(store, rec, "exp-key-01", [("SAV_TIME", "interested"), ("PRO_LIFE", "already_owns")])
-    (out / "feedback" / "part-00007.parquet").write_bytes(b"stale")
-    counts = export(store, out, batch_size=2)
-    assert counts == {"recommendations": 3, "feedback": 2}
-    recs = pq.read_table(out / "recommendations").to_pylist()
-    assert [r["product_id"] for r in recs] == ["SAV_TIME", "PRO_LIFE", "WLT_WMP"]
-    local = T0.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)  # naive bank-local time
-    assert recs[0]["created_at"] == local and recs[0]["stage"] == 1 and recs[0]["parent_recommendation_id"] is None
-    feedback = pq.read_table(out / "feedback").to_pylist()
-    assert {(f["product_id"], f["response"], f["idempotency_key"]) for f in feedback} == {
-        ("SAV_TIME", "interested", "manager:M001/exp-key-01#SAV_TIME"),
-        ("PRO_LIFE", "already_owns", "manager:M001/exp-key-01#PRO_LIFE")}
-    assert sorted(p.name for p in (out / "feedback").iterdir()) == ["part-00000.parquet"]  # stale part gone, no temp
-    assert (out / "_manifest.json").exists()
-
-
-def test_export_readable_by_duckdb_as_dbt_source(store, tmp_path: Path):
-    import duckdb
-
-    rec = _rec()
-    store.log_recommendation(rec)
-    _feedback(store, rec, "duck-key-1", [("SAV_TIME", "interested")])
-    export(store, tmp_path)
-    con = duckdb.connect()
-    row = con.execute(
-        "select f.response, r.rank from read_parquet(?) f join read_parquet(?) r using (recommendation_id, product_id)",
-        [str(tmp_path / "feedback" / "*.parquet"), str(tmp_path / "recommendations" / "*.parquet")]).fetchall()
-    assert row == [("interested", 1)]
-
-
-def test_export_keeps_every_product_under_dbt_dedup(store, tmp_path: Path):
-    """stg_feedback__responses keeps one row per idempotency_key: a multi-product request must survive it."""
-    import duckdb
-
-    rec = _rec()
-    store.log_recommendation(rec)
-    _feedback(store, rec, "multi-key-1", [("SAV_TIME", "interested"), ("PRO_LIFE", "not_interested"),
-                                          ("WLT_WMP", "already_owns")])
-    _feedback(store, rec, "multi-key-1", [("SAV_TIME", "interested"), ("PRO_LIFE", "not_interested"),
-                                          ("WLT_WMP", "already_owns")])  # a retry
-    export(store, tmp_path)
-    kept = duckdb.connect().execute("""
-        select count(*) from (
-            select *, row_number() over (partition by idempotency_key order by recorded_at, feedback_id) as n
-            from read_parquet(?)) where n = 1""", [str(tmp_path / "feedback" / "*.parquet")]).fetchone()[0]
-    assert kept == 3
-
-
-def test_export_cli(tmp_path: Path, monkeypatch, capsys):
-    from serving.export import main
-
-    monkeypatch.setenv("LINGXI_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("LINGXI_FEEDBACK_DB_URL", raising=False)
-    open_store(f"sqlite:///{tmp_path / 'feedback.db'}").close()
-    assert main([]) == 0
-    assert (tmp_path / "feedback_export" / "feedback" / "part-00000.parquet").exists()
-    assert '"rows"' in capsys.readouterr().out
 
 
 def test_sqlite_pragmas(tmp_path: Path):
@@ -263,21 +178,48 @@ def test_sqlite_new_database_opened_by_processes_at_once(tmp_path: Path):
         assert [results.get(timeout=5) for _ in workers] == ["ok"] * 3
 
 
-def test_sqlite_flush_levels(tmp_path: Path):
-    """The log commits relaxed (NORMAL); feedback always commits at FULL, whatever ran before."""
+def test_sqlite_every_commit_is_flushed(tmp_path: Path):
+    """WAL mode with synchronous=FULL for every write: the recommendation log a client holds as well as
+    feedback (NORMAL flushes the WAL only at checkpoints, so the last lists died with the machine)."""
     store = open_store(f"sqlite:///{tmp_path / 'f.db'}")
     rec = _rec()
     store.log_recommendation(rec)
-    assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     with store.read_snapshot():  # a second connection must not confuse the first one's state
         pass
     _feedback(store, rec, "sync-key-1", [("SAV_TIME", "interested")])
-    assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-    store.close()
-    store.log_recommendation(_rec())  # reconnect after close
-    _feedback(store, rec, "sync-key-2", [("PRO_LIFE", "interested")])
     assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 2
     store.close()
+    store.log_recommendation(_rec())  # reconnect after close
+    assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 2
+    store.close()
+
+
+def test_postgres_commits_are_synchronous_whatever_the_server_default(postgres_url: str):
+    """A database whose default is synchronous_commit=off must not make the store acknowledge
+    commits a crash can lose: each write transaction sets it on. A trigger records the setting in
+    force inside the transactions that log a list and store feedback."""
+    import psycopg
+
+    store = open_store(postgres_url)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        name = postgres_url.rsplit("/", 1)[1]
+        admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+        admin.execute("CREATE TABLE commit_modes (tbl TEXT, mode TEXT)")
+        admin.execute("""CREATE FUNCTION note_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+                         BEGIN INSERT INTO commit_modes VALUES (TG_TABLE_NAME, current_setting('synchronous_commit'));
+                         RETURN NEW; END $$""")
+        for table in ("recommendation_lists", "feedback"):
+            admin.execute(f"CREATE TRIGGER note_{table} AFTER INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION note_mode()")
+    store.close()  # new connections take the database default
+    store = open_store(postgres_url)
+    assert store._query("SHOW synchronous_commit") == [("off",)]
+    rec = _rec()
+    store.log_recommendation(rec)
+    _feedback(store, rec, "pg-sync-1", [("SAV_TIME", "interested")])
+    modes = store._query("SELECT tbl, mode FROM commit_modes ORDER BY tbl")
+    store.close()
+    assert modes == [("feedback", "on"), ("recommendation_lists", "on")]
 
 
 def test_urls():
