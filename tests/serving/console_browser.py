@@ -92,7 +92,8 @@ def axe_violations(driver) -> list[dict]:
         driver.execute_script(AXE.read_text(encoding="utf-8"))
     result = driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations), e => done([{id: 'axe-error', help: String(e), nodes: []}]));")
+        "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations),"
+        " e => done([{id: 'axe-error', help: String(e), nodes: []}]));")
     return [{"id": v["id"], "impact": v.get("impact"), "help": v["help"],
              "nodes": [n.get("target") for n in v.get("nodes", [])][:5]} for v in result]
 
@@ -106,5 +107,6 @@ def unlabelled_controls(driver) -> list[str]:
     """Form controls a screen reader cannot name (no label, aria-label or aria-labelledby)."""
     return driver.execute_script("""
         return Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea, meter'))
-          .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+          .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                        && !el.getAttribute('aria-labelledby'))
           .map(el => el.outerHTML.slice(0, 120));""")

@@ -16,8 +16,9 @@ def make_nightly_lists(data_dir: Path, k: int = 5, customer_ids: list[str] | Non
     rows = []
     for customer_id in sorted(customer_ids if customer_ids is not None else engine.customers):
         for rank, item in enumerate(engine.stage_one(customer_id, k).products, start=1):
+            value = catalogue.get(item.product_id).annual_value_cny
             rows.append({"customer_id": customer_id, "stage": 1, "rank": rank, "product_id": item.product_id,
-                         "probability": item.score, "score": item.score * catalogue.get(item.product_id).annual_value_cny,
+                         "probability": item.score, "score": item.score * value,
                          "match_score": item.match_score, "model_version": "fake-1"})
     frame = pd.DataFrame(rows)
     (data_dir / "scores").mkdir(exist_ok=True)

@@ -230,7 +230,8 @@ def test_the_segment_count_and_csv_agree_and_stay_in_the_book(client, login, boo
     html = client.get(f"/console/segments/results?{query}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert re.search(r'id="segment-count">([\d,]+)<', html)[1].replace(",", "") == str(len(expected))
     lines = client.get(f"/console/segments.csv?{query}").get_data(as_text=True).splitlines()
-    assert lines[0].startswith("customer_id,") and sorted(line.split(",")[0] for line in lines[1:]) == sorted(expected["customer_id"])
+    assert lines[0].startswith("customer_id,")
+    assert sorted(line.split(",")[0] for line in lines[1:]) == sorted(expected["customer_id"])
 
 
 @pytest.mark.parametrize("query", ["age_min=abc", "age_min=50&age_max=20", "holds_product=NOPE_X", "region=12"])
@@ -253,7 +254,8 @@ def test_answers_then_stage_two_are_logged_as_through_the_api(client, login, aut
     partial = client.post(f"/console/recommendations/{rid}/answers", data=form, headers={"HX-Request": "true"})
     assert partial.status_code == 200 and 'id="stage-two-heading"' in partial.get_data(as_text=True)
     logged = client.get(f"/api/v1/recommendations/{rid}", headers=auth("manager")).json
-    assert logged["manager_id"] == "M001" and {p["product_id"]: p["feedback"] for p in logged["products"]}[products[0]] == "interested"
+    answers = {p["product_id"]: p["feedback"] for p in logged["products"]}
+    assert logged["manager_id"] == "M001" and answers[products[0]] == "interested"
     second = re.search(r'id="list-([0-9A-F]{32})"', partial.get_data(as_text=True))[1]
     body = client.get(f"/api/v1/recommendations/{second}", headers=auth("manager")).json
     assert body["stage"] == 2 and body["parent_recommendation_id"] == rid
@@ -266,7 +268,8 @@ def test_no_answer_chosen_is_a_message_not_a_crash(client, login, books):
     customer = book_of(books, "M001")[4]
     location = client.post(f"/console/customers/{customer}/recommend", data={"csrf_token": token}).headers["Location"]
     rid = location.rsplit("/", 1)[1]
-    response = client.post(f"/console/recommendations/{rid}/answers", data={"csrf_token": token, "idempotency_key": "x" * 12})
+    response = client.post(f"/console/recommendations/{rid}/answers",
+                           data={"csrf_token": token, "idempotency_key": "x" * 12})
     assert response.status_code == 422 and "请至少为一个产品选择反馈" in response.get_data(as_text=True)
 
 
