@@ -3,6 +3,7 @@
 #
 #   scripts/services.sh test    redis-server (Redis online store), postgresql (feedback store, pg_dump for
 #                               backups), wrk (load generator), promtool (alert rules), curl (README examples),
+#                               strace (the power-loss simulation of the SQLite store),
 #                               chromium + chromium-driver + a CJK font (the console's browser tests)
 #   scripts/services.sh bench   wrk
 #
@@ -27,6 +28,7 @@ case "$purpose" in
     have wrk || missing+=(wrk)
     have promtool || missing+=(prometheus)
     have curl || missing+=(curl)
+    have strace || missing+=(strace)
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
     { have fc-list && fc-list :lang=zh | grep -q .; } || missing+=(fonts-wqy-zenhei)  # Chinese text in screenshots

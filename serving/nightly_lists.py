@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,7 +76,7 @@ def _stamp(path: Path) -> tuple | None:
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    return (str(path), st.st_mtime_ns, st.st_ino, st.st_size)
+    return (st.st_mtime_ns, st.st_ino, st.st_size)
 
 
 def load_index(path: Path, stamp: tuple) -> ListsIndex:
@@ -97,13 +97,10 @@ def load_index(path: Path, stamp: tuple) -> ListsIndex:
 
 
 class NightlyLists:
-    """The current index of ``<root>/scores/stage_one.parquet``, swapped when the file changes. ``root``
-    (a callable) names the data dir of the version being served: a published version's own lists,
-    else the working data dir's."""
+    """The current index of ``<data dir>/scores/stage_one.parquet``, swapped when the file changes."""
 
-    def __init__(self, root: Path | Callable[[], Path], *, background: bool = True,
-                 check_seconds: float = 5.0) -> None:
-        self._root = root if callable(root) else (lambda: Path(root))
+    def __init__(self, data_dir: Path, *, background: bool = True, check_seconds: float = 5.0) -> None:
+        self.path = Path(data_dir) / FILE
         self.background = background
         self.check_seconds = check_seconds
         self._index: ListsIndex | None = None
@@ -111,26 +108,21 @@ class NightlyLists:
         self._checked = float("-inf")
         self._duck = threading.local()
 
-    @property
-    def path(self) -> Path:
-        """The file of the version being served (resolved in the request that asks)."""
-        return Path(self._root()) / FILE
-
     def as_of(self) -> datetime | None:
         stamp = _stamp(self.path)
-        return datetime.fromtimestamp(stamp[1] / 1e9, timezone.utc) if stamp else None
+        return datetime.fromtimestamp(stamp[0] / 1e9, timezone.utc) if stamp else None
 
-    def refresh(self, path: Path) -> None:
-        """Load ``path`` if it is not what the index was built from (one loader at a time)."""
+    def refresh(self) -> None:
+        """Load the file if it changed since the index was built (one loader at a time)."""
         if not self._lock.acquire(blocking=False):
             return
         try:
-            stamp = _stamp(path)
+            stamp = _stamp(self.path)
             if stamp is None:
                 self._index = None
             elif self._index is None or self._index.stamp != stamp:
                 started = time.perf_counter()
-                self._index = load_index(path, stamp)
+                self._index = load_index(self.path, stamp)
                 log.info("nightly lists loaded: %d customers in %.0f ms", len(self._index.ids),
                          (time.perf_counter() - started) * 1000, extra={"event": "nightly_lists_loaded"})
         except (OSError, pa.ArrowException, ValueError) as exc:  # a file being replaced: try again later
@@ -138,29 +130,29 @@ class NightlyLists:
         finally:
             self._lock.release()
 
-    def _maybe_refresh(self, path: Path, stamp: tuple | None) -> None:
-        current = self._index.stamp if self._index is not None else None
-        if stamp == current or time.monotonic() - self._checked < self.check_seconds:
+    def _maybe_refresh(self) -> None:
+        if time.monotonic() - self._checked < self.check_seconds:
             return
         self._checked = time.monotonic()
+        current = self._index.stamp if self._index is not None else None
+        if _stamp(self.path) == current:
+            return
         if self.background:
-            threading.Thread(target=self.refresh, args=(path,), name="lingxi-nightly-lists", daemon=True).start()
+            threading.Thread(target=self.refresh, name="lingxi-nightly-lists", daemon=True).start()
         else:
-            self.refresh(path)
+            self.refresh()
 
     def lists(self, customer_ids: Sequence[str]) -> dict[str, list[Proposal]]:
         """Each customer's nightly list, best first (customers without one are left out)."""
-        path = self.path
-        stamp = _stamp(path)
-        self._maybe_refresh(path, stamp)
+        self._maybe_refresh()
         index = self._index
-        if index is not None and index.stamp == stamp:
+        if index is not None and index.stamp == _stamp(self.path):
             return index.lists(customer_ids)
-        return self._scan(path, customer_ids)
+        return self._scan(customer_ids)
 
-    def _scan(self, path: Path, customer_ids: Sequence[str]) -> dict[str, list[Proposal]]:
+    def _scan(self, customer_ids: Sequence[str]) -> dict[str, list[Proposal]]:
         """The same answer straight from the file (while the index loads)."""
-        if not path.exists() or not len(customer_ids):
+        if not self.path.exists() or not len(customer_ids):
             return {}
         conn = getattr(self._duck, "conn", None) or duckdb.connect(":memory:")
         self._duck.conn = conn
@@ -168,7 +160,7 @@ class NightlyLists:
             rows = conn.execute(
                 "SELECT customer_id, product_id, probability, score, match_score FROM read_parquet(?)"
                 " WHERE stage = 1 AND customer_id IN (SELECT unnest(?)) ORDER BY customer_id, rank",
-                [str(path), list(customer_ids)]).fetchall()
+                [str(self.path), list(customer_ids)]).fetchall()
         except duckdb.Error as exc:
             log.warning("nightly lists unavailable: %s", type(exc).__name__, extra={"event": "nightly_lists_failed"})
             return {}

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from ..api.common import EXTENSION
-from ..nightly_lists import FILE, NightlyLists
+from ..nightly_lists import NightlyLists
 from . import filters, i18n, sessions, views  # views: importing them adds their routes to the blueprint
 from .blueprint import bp
 from .context import NIGHTLY
@@ -27,16 +26,9 @@ def init_app(app: Flask) -> None:
     """Attach sessions, CSRF, translations and the nightly lists, then register the pages."""
     sessions.init_app(app)
     i18n.init_app(app)
-    data_dir = Path(app.config["LINGXI_DATA_DIR"])
-
-    def served_root() -> Path:
-        """The published version's data dir when it has its nightly lists, else the working one."""
-        release = app.extensions[EXTENSION].release()
-        root = release.root if release is not None else data_dir
-        return root if (root / FILE).exists() else data_dir
-
-    app.extensions[NIGHTLY] = NightlyLists(
-        served_root, background=bool(app.config["LINGXI_SNAPSHOT_BACKGROUND_RELOAD"]),
-        check_seconds=float(app.config["LINGXI_SNAPSHOT_CHECK_SECONDS"]))
+    nightly = NightlyLists(Path(app.config["LINGXI_DATA_DIR"]),
+                           background=bool(app.config["LINGXI_SNAPSHOT_BACKGROUND_RELOAD"]),
+                           check_seconds=float(app.config["LINGXI_SNAPSHOT_CHECK_SECONDS"]))
+    app.extensions[NIGHTLY] = nightly
     filters.init_app(app)
     app.register_blueprint(bp)

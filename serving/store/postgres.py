@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from .base import SqlStore, StoreUnavailable, utc
+from .base import SqlStore, utc
 from .schema import POSTGRES, ddl
 
 _LOCK_ID = 7_350_001  # arbitrary, constant: "lingxi schema"
@@ -27,18 +27,13 @@ class PostgresStore(SqlStore):
     backend = "postgresql"
     ddl = DDL
 
-    unavailable_errors = (psycopg.OperationalError,)  # connection lost, statement timeout, server shutting down
-
-    def __init__(self, url: str, connect_timeout: int = 5, statement_timeout_ms: int = 10_000) -> None:
+    def __init__(self, url: str, connect_timeout: int = 5) -> None:
         super().__init__()
         self.url = url
         self.connect_timeout = connect_timeout
-        self.statement_timeout_ms = statement_timeout_ms
 
     def _connect(self) -> psycopg.Connection:
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
-        conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(int(self.statement_timeout_ms)),))
-        return conn
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
 
     def _healthy(self, conn: psycopg.Connection) -> bool:
         return not conn.closed and not conn.broken
@@ -60,9 +55,9 @@ class PostgresStore(SqlStore):
                 cur = conn.cursor()
                 cur.execute("SET LOCAL synchronous_commit = on")
                 yield cur
-        except psycopg.OperationalError as exc:
+        except psycopg.OperationalError:
             self._discard()
-            raise StoreUnavailable(f"the postgresql feedback store did not answer ({type(exc).__name__})") from exc
+            raise
 
     def _lock_list(self, cur: psycopg.Cursor, recommendation_id: str) -> None:
         # NO KEY UPDATE: serialises feedback on the list without blocking a stage-two list that

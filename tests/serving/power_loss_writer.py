@@ -52,7 +52,8 @@ def main(db: Path, n: int, relaxed: bool) -> None:
         if previous is not None:
             key, items = f"power-{i}", [(PRODUCTS[i % 4], "interested")]
             store.record_feedback(idempotency_key=key, request_hash=request_hash(previous.recommendation_id, "M001", items),
-                                  recommendation=previous, manager_id="M001", items=items, recorded_at=at)
+                                  recommendation=previous, manager_id="M001", items=items, recorded_at=at,
+                                  caller="manager:M001")
             ack(f"feedback {key}")
         previous = rec
     ack("done -")

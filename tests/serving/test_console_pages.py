@@ -198,26 +198,13 @@ def test_the_nightly_index_answers_as_the_file_and_follows_a_new_one(data_dir, n
     lists = NightlyLists(data_dir, background=False, check_seconds=0)
     wanted = customer_ids[::7] + ["F" * 32]
     indexed = lists.lists(wanted)
-    assert lists._index is not None and indexed == lists._scan(lists.path, wanted) and "F" * 32 not in indexed
+    assert lists._index is not None and indexed == lists._scan(wanted) and "F" * 32 not in indexed
     first = nightly.sort_values(["customer_id", "rank"]).groupby("customer_id").head(1).set_index("customer_id")
     for cid in wanted[:-1]:
         assert indexed[cid][0].product_id == first.at[cid, "product_id"]
         assert indexed[cid][0].expected_value == pytest.approx(first.at[cid, "score"], rel=1e-6)
     make_nightly_lists(data_dir, k=2)  # republished: the next request sees the new lists
     assert max(len(v) for v in lists.lists(wanted).values()) == 2
-
-
-def test_the_nightly_lists_follow_the_version_served(data_dir, tmp_path, nightly, customer_ids):
-    from serving.nightly_lists import FILE, NightlyLists
-
-    other = tmp_path / "version"
-    (other / FILE).parent.mkdir(parents=True)
-    nightly[nightly["rank"] == 1].to_parquet(other / FILE, index=False)  # another night: one product each
-    served = [data_dir]
-    lists = NightlyLists(lambda: served[0], background=False, check_seconds=0)
-    assert max(len(v) for v in lists.lists(customer_ids[:20]).values()) > 1
-    served[0] = other
-    assert max(len(v) for v in lists.lists(customer_ids[:20]).values()) == 1
 
 
 # -- segments ----------------------------------------------------------------------------------------

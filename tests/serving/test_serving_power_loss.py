@@ -158,7 +158,7 @@ def _check(files: dict[str, bytes], db_name: str, acked_lists: list[str], acked_
         if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'feedback_requests'").fetchone():
             return len(acked_lists) + len(acked_keys), 0  # not even the schema survived
         lists = {r for (r,) in conn.execute("SELECT recommendation_id FROM recommendation_lists")}
-        keys = {k for (k,) in conn.execute("SELECT idempotency_key FROM feedback_requests")}
+        keys = {k.removeprefix("manager:M001/") for (k,) in conn.execute("SELECT idempotency_key FROM feedback_requests")}
         items = dict(conn.execute("SELECT recommendation_id, COUNT(*) FROM recommendation_items GROUP BY 1"))
     finally:
         conn.close()

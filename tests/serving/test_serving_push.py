@@ -23,14 +23,14 @@ class Clock:
         return self.now
 
 
-def test_a_failed_push_is_retried_until_it_succeeds(app_config, auth, customer_ids, data_dir):
+def test_a_failed_push_is_retried_until_it_succeeds(app_config, auth, books, data_dir):
     """The online store is down for two pushes: the answer reaches it on the third, not never."""
     engine, clock = FakeEngine(data_dir, fail_push=2), Clock()
     app = create_app({**app_config, "LINGXI_ENGINE": engine, "LINGXI_PUSH_INTERVAL_SECONDS": 3600})
     client, services = app.test_client(), app.extensions["lingxi"]
     pusher = services.pusher = FeedbackPusher(services.store, services.engine_slot, 3600, max_attempts=5,
                                               retry_seconds=1, clock=clock, background=False)
-    cid, rec = customer_with_products(client, auth, customer_ids)
+    cid, rec = customer_with_products(client, auth("manager"), books["M001"])  # the manager answers for its book
     item = [{"product_id": rec["products"][0]["product_id"], "response": "interested"}]
     assert feedback(client, auth("manager"), rec["recommendation_id"], item, "retry-push-1").status_code == 201
     assert not pusher.flush() and pusher.retrying() == {cid: 1}
@@ -44,11 +44,11 @@ def test_a_failed_push_is_retried_until_it_succeeds(app_config, auth, customer_i
     assert pusher.retrying() == {}
 
 
-def test_a_push_failing_inside_the_request_is_retried_in_the_background(app_config, auth, customer_ids, data_dir):
+def test_a_push_failing_inside_the_request_is_retried_in_the_background(app_config, auth, books, data_dir):
     engine = FakeEngine(data_dir, fail_push=1)
     app = create_app({**app_config, "LINGXI_ENGINE": engine})  # interval 0: pushed inside the request
     client = app.test_client()
-    cid, rec = customer_with_products(client, auth, customer_ids)
+    cid, rec = customer_with_products(client, auth("manager"), books["M001"])  # the manager answers for its book
     item = [{"product_id": rec["products"][0]["product_id"], "response": "not_interested"}]
     assert feedback(client, auth("manager"), rec["recommendation_id"], item, "retry-push-2").status_code == 201
     deadline = time.monotonic() + 10
