@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse relations features train score strategies evaluate nightly pipeline eval-bank replay cold-start serve demo services test bench attack backup restore clean
+.PHONY: help install data warehouse relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test bench attack backup restore clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,13 +55,16 @@ train: $(INSTALLED)  ## train the propensity models (versioned under data/models
 score: $(INSTALLED)  ## nightly scoring: stage one for every customer, match-score reference, suitability audit
 	$(PY) -m ml.recommendation.batch
 
+publish: $(INSTALLED)  ## publish snapshot, model, table, relations and features as one version; the API switches to it
+	$(PY) -m ml.engine.publish
+
 strategies: $(INSTALLED)  ## the imbalance-strategy review of the current model (not nightly: refits ten candidates)
 	$(PY) -m ml.imbalance.strategy_review
 
 evaluate: $(INSTALLED)  ## evaluate on the held-out cut-off; writes reports/
 	$(PY) -m ml.evaluation.evaluate
 
-nightly: warehouse relations features train score  ## the nightly job on the bank's extract, in order
+nightly: warehouse relations features train score publish  ## the nightly job on the bank's extract, in order
 
 pipeline: data nightly strategies evaluate  ## generate the bank, the nightly job, the strategy review, the evaluation
 
@@ -90,8 +93,20 @@ replay: eval-bank  ## two-stage replay on the unseen seed (writes two_stage into
 cold-start: eval-bank  ## hold a product out of training, rank its real adopters (writes cold_start)
 	$(PY) -m ml.evaluation.cold_start --product PRO_CAR --eval-data-dir $(EVAL_DIR)
 
-serve: $(INSTALLED)  ## start the API under gunicorn on $(HOST):$(PORT)
-	WEB_CONCURRENCY=$(WORKERS) $(VENV)/bin/gunicorn --config serving/gunicorn.conf.py --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) "serving:create_app()"
+serve: $(INSTALLED)  ## start the API under gunicorn on $(HOST):$(PORT) (development: no proxy)
+	WEB_CONCURRENCY=$(WORKERS) $(VENV)/bin/gunicorn -c serving/gunicorn.conf.py --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) \
+		"serving:create_app()"
+
+UPSTREAM_PORT ?= $(shell echo $$(( $(PORT) + 1 )))
+
+serve-prod: $(INSTALLED) nginx  ## the API behind nginx on $(HOST):$(PORT) (buffers slow clients), gunicorn on 127.0.0.1:$(UPSTREAM_PORT)
+	$(PY) -m serving.proxy --listen $(HOST):$(PORT) --upstream 127.0.0.1:$(UPSTREAM_PORT) --workers $(WORKERS) --threads $(THREADS)
+
+nginx:  ## install nginx from Debian when it is missing (as root): the proxy of serve-prod and its tests
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; \
+		else echo "nginx is missing: run 'make nginx' as root (or apt-get install nginx)" >&2; fi; }
 
 demo: pipeline  ## run the whole pipeline at demo scale and start the API
 	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT) || true
@@ -100,7 +115,7 @@ demo: pipeline  ## run the whole pipeline at demo scale and start the API
 services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool)
 	@bash scripts/services.sh test
 
-test: $(INSTALLED) services  ## the import contracts, then the full test suite (builds its own test-scale data in a temp dir)
+test: $(INSTALLED) services nginx  ## the import contracts, then the full test suite (builds its own test-scale data in a temp dir)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 

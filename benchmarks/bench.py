@@ -33,7 +33,7 @@ from ml.features.online import OnlineFeatures
 from ml.features.store import get_store
 
 # `make nightly`: what runs at 02:00 on the bank's extract (#4: under 10 minutes at full scale)
-NIGHTLY = ("warehouse", "relations", "features", "train", "score")
+NIGHTLY = ("warehouse", "relations", "features", "train", "score", "publish")
 
 
 # `make pipeline`: generation stands in for the extract; the strategy review and evaluation are not nightly
@@ -56,6 +56,7 @@ def step_commands(customers: int, seed: int, paths: Paths) -> dict[str, list[lis
         "features": [[py, "-m", "ml.features"]],
         "train": [[py, "-m", "ml.training.train"]],
         "score": [[py, "-m", "ml.recommendation.batch"]],
+        "publish": [[py, "-m", "ml.engine.publish"]],
         "strategies": [[py, "-m", "ml.imbalance.strategy_review"]],
         "evaluate": [[py, "-m", "ml.evaluation.evaluate"]],
     }

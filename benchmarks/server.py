@@ -15,6 +15,7 @@ from typing import Any
 import requests as http
 
 from benchmarks import loadgen
+from ml.core import versions
 from ml.core.config import PROJECT_ROOT
 from serving.config import sqlite_url
 
@@ -27,20 +28,36 @@ FEAST_COPIED = ("online_store.db", "registry.db")  # pushes write the online sto
 
 # -- the scratch data dir -----------------------------------------------------------------------------
 def prepare_scratch(data_dir: Path, scratch: Path) -> None:
-    """Links to ``data_dir``'s entries, except what serving writes (fresh) and the Feast stores (copied)."""
+    """Links to ``data_dir``'s entries, except what serving writes (fresh) and the Feast stores
+    (copied); of the published versions, the current one, with its own copy of the online store."""
     scratch.mkdir(parents=True, exist_ok=True)
     for entry in sorted(data_dir.iterdir()):
         if entry.name in WRITTEN_BY_SERVING:
             continue
         if entry.name == "feast" and entry.is_dir():
-            (scratch / "feast").mkdir()
-            for item in entry.iterdir():
-                if item.name in FEAST_COPIED:
-                    _copy_sqlite(item, scratch / "feast" / item.name)
-                elif not item.name.endswith(("-wal", "-shm", "-journal")):
-                    (scratch / "feast" / item.name).symlink_to(item.resolve())
-            continue
-        (scratch / entry.name).symlink_to(entry.resolve())
+            _mirror_feast(entry, scratch / "feast")
+        elif entry.name == versions.VERSIONS_DIR and entry.is_dir():
+            current = versions.current_version(data_dir)
+            if current is not None:
+                source, target = versions.version_dir(data_dir, current), versions.version_dir(scratch, current)
+                target.mkdir(parents=True)
+                for item in sorted(source.iterdir()):
+                    if item.name == "feast" and item.is_dir():
+                        _mirror_feast(item, target / "feast")
+                    else:
+                        (target / item.name).symlink_to(item.resolve())
+                versions.switch(scratch, current)
+        else:
+            (scratch / entry.name).symlink_to(entry.resolve())
+
+
+def _mirror_feast(source: Path, target: Path) -> None:
+    target.mkdir()
+    for item in source.iterdir():
+        if item.name in FEAST_COPIED:
+            _copy_sqlite(item, target / item.name)
+        elif not item.name.endswith(("-wal", "-shm", "-journal")):
+            (target / item.name).symlink_to(item.resolve())
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:

@@ -2,13 +2,13 @@
 
 ``create_app(test_config=None)`` reads the configuration from the environment (``serving.config``),
 applies ``test_config`` on top, and attaches the resources in ``init_app`` style: JSON errors,
-request logs, the audit log, tokens and rate limits, the product catalogue, the customer snapshot
-manager, the feedback store, the recommendation engine and the Prometheus metrics. Nothing is read
-or opened at import time.
+request logs, the audit log, tokens and rate limits, the product catalogue, the feedback store, the
+Prometheus metrics and the release manager (customer snapshot and engine of the published version,
+``serving.release``). Nothing is read or opened at import time, and nothing that can fail or take
+long (database, model, snapshot) blocks the boot.
 """
 from __future__ import annotations
 
-import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,12 @@ from flask.json.provider import DefaultJSONProvider
 
 from ml.core.catalogue import load_catalogue
 
-from . import audit_log, auth, errors, logs, metrics, ratelimit
+from . import audit_log, auth, errors, logs, metrics, ratelimit, release
 from . import config as serving_config
 from .api import register
 from .api.common import EXTENSION
-from .engine import load_engine
 from .feedback_push import FeedbackPusher
-from .snapshot import SnapshotManager
+from .release import LiveEngineSlot, ReleaseManager, catch_up_feedback
 from .store import open_store
 from .workflow import Services
 
@@ -71,16 +70,22 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     data_dir = Path(app.config["LINGXI_DATA_DIR"])
     catalogue = load_catalogue(Path(app.config["LINGXI_PRODUCTS_CSV"]))
-    snapshots = SnapshotManager(data_dir / "marts", catalogue,
-                                check_seconds=float(app.config["LINGXI_SNAPSHOT_CHECK_SECONDS"]),
-                                background=bool(app.config["LINGXI_SNAPSHOT_BACKGROUND_RELOAD"]))
-    snapshots.refresh()
-    store = open_store(app.config["LINGXI_FEEDBACK_DB_URL"], timezone=app.config["LINGXI_TIMEZONE"])
-    slot = load_engine(app.config["LINGXI_ENGINE"], data_dir)
+    # nothing below waits for a database, and the version (model, snapshot) loads in a background
+    # thread that the boot waits for at most LINGXI_BOOT_WAIT_SECONDS: past that, or when a load
+    # fails, the worker is up anyway, answers 503 with the reason and retries what failed
+    store = open_store(app.config["LINGXI_FEEDBACK_DB_URL"], create=False, timezone=app.config["LINGXI_TIMEZONE"],
+                       connect_timeout=float(app.config["LINGXI_DB_CONNECT_TIMEOUT_SECONDS"]),
+                       timeout=float(app.config["LINGXI_DB_TIMEOUT_SECONDS"]))
+    releases = ReleaseManager(data_dir, catalogue, app.config["LINGXI_ENGINE"],
+                              check_seconds=float(app.config["LINGXI_SNAPSHOT_CHECK_SECONDS"]),
+                              background=bool(app.config["LINGXI_SNAPSHOT_BACKGROUND_RELOAD"]),
+                              retry_seconds=float(app.config["LINGXI_LOAD_RETRY_SECONDS"]),
+                              retry_max_seconds=float(app.config["LINGXI_LOAD_RETRY_MAX_SECONDS"]))
+    pusher = FeedbackPusher(store, LiveEngineSlot(releases), float(app.config["LINGXI_PUSH_INTERVAL_SECONDS"]),
+                            max_attempts=int(app.config["LINGXI_PUSH_MAX_ATTEMPTS"]))
+    releases.on_new_version = lambda new: catch_up_feedback(store, pusher, new)
     services = Services(
-        catalogue=catalogue, snapshots=snapshots, store=store, engine_slot=slot,
-        pusher=FeedbackPusher(store, slot, float(app.config["LINGXI_PUSH_INTERVAL_SECONDS"]),
-                              max_attempts=int(app.config["LINGXI_PUSH_MAX_ATTEMPTS"])),
+        catalogue=catalogue, releases=releases, store=store, pusher=pusher,
         suppression_days=int(app.config["LINGXI_SUPPRESSION_DAYS"]),
         trigger_window_days=int(app.config["LINGXI_TRIGGER_WINDOW_DAYS"]),
         timezone=app.config["LINGXI_TIMEZONE"],
@@ -88,11 +93,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config.get("LINGXI_CLOCK"):
         services.clock = app.config["LINGXI_CLOCK"]
     app.extensions[EXTENSION] = services
-    app.extensions["lingxi_engine"] = slot.engine
     app.extensions["lingxi_openapi"] = _load_openapi()
-    if slot.error:
-        logging.getLogger("lingxi.serving").warning("engine not loaded: %s", slot.error,
-                                                    extra={"event": "engine_not_loaded"})
+    release.init_app(app, releases)
+    releases.start(wait_seconds=float(app.config["LINGXI_BOOT_WAIT_SECONDS"]))
 
     metrics.init_app(app)
     register(app)

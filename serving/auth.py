@@ -15,13 +15,15 @@ account manager; ``manager_id`` required; sees and acts on its own book only), `
 everything, writes nothing in a manager's name; cold start and dashboards). Who may see which
 customer is ``serving.access``. ``rate_limit`` (optional, requests per second, 0 for none)
 overrides the role's limit for one token (``serving.ratelimit``). The file is re-read when it
-changes, so ``python -m serving.tokens add`` takes effect without a restart.
+changes, so ``python -m serving.tokens add`` takes effect without a restart; a file that cannot be
+read makes authenticated requests 503 (``TokenRegistry``).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -43,6 +45,7 @@ ROLES = ("crm", "manager", "admin")
 MANAGER_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _TOKEN = re.compile(r"lx_([0-9a-f]{12})_([A-Za-z0-9_-]{20,128})")
 EXTENSION = "lingxi_tokens"
+log = logging.getLogger("lingxi.serving")
 
 
 @dataclass(frozen=True)
@@ -151,24 +154,37 @@ def read_tokens_file(path: Path) -> dict[str, Any]:
 
 
 class TokenRegistry:
-    """Token entries from a file (re-read when its mtime changes) plus an environment value."""
+    """Token entries from a file (re-read when it changes) plus an environment value.
+
+    A file that cannot be read or parsed never stops the process: the error is logged once per
+    change of the file, shown by ``/readyz``, and authenticated requests get 503 with the reason
+    until the file is fixed. The previous token set is *not* kept: the broken file may be the one
+    that revokes a token, and a revocation must not be ignored silently.
+    """
 
     def __init__(self, path: Path, env_text: str = "", check_seconds: float = 2.0) -> None:
         self.path = path
         self.check_seconds = check_seconds
-        self._env_entries = parse_entries(json.loads(env_text)) if env_text.strip() else []
+        self._env_error: str | None = None
+        try:
+            self._env_entries = parse_entries(json.loads(env_text)) if env_text.strip() else []
+        except Exception as exc:  # noqa: BLE001 - any malformed value: report it, do not crash the boot
+            self._env_entries = []
+            self._env_error = f"LINGXI_TOKENS: {_describe(exc)}"
+            log.error("API tokens unusable: %s", self._env_error, extra={"event": "tokens_invalid"})
+        self.error: str | None = self._env_error
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._checked = 0.0
         self._by_id: dict[str, TokenEntry] = {}
         self._reload(force=True)
 
-    def _file_stamp(self) -> tuple[int, int] | None:
+    def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
-        return (st.st_mtime_ns, st.st_ino)
+        return (st.st_mtime_ns, st.st_ino, st.st_size)
 
     def _reload(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -176,29 +192,60 @@ class TokenRegistry:
             return
         with self._lock:
             self._checked = now
-            stamp = self._file_stamp()
+            try:
+                stamp = self._file_stamp()
+            except OSError as exc:
+                stamp = (-1, -1, -1)
+                problem: Exception | None = exc
+            else:
+                problem = None
             if not force and stamp == self._stamp:
                 return
-            entries = list(self._env_entries)
-            entries += parse_entries(read_tokens_file(self.path)) if stamp else []
-            self._by_id = {e.token_id: e for e in entries}
             self._stamp = stamp
+            try:
+                if problem is not None:
+                    raise problem
+                entries = list(self._env_entries) + (parse_entries(read_tokens_file(self.path)) if stamp else [])
+            except Exception as exc:  # noqa: BLE001 - unreadable, not JSON/TOML, or invalid entries
+                self._by_id = {}
+                problem_text = f"tokens file {self.path.name}: {_describe(exc)}"
+                self.error = "; ".join(e for e in (self._env_error, problem_text) if e)
+                log.error("API tokens unusable: %s", problem_text, extra={"event": "tokens_invalid"})
+                return
+            self._by_id = {e.token_id: e for e in entries}
+            self.error = self._env_error
+            log.info("API tokens loaded: %d", len(self._by_id), extra={"event": "tokens_loaded"})
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    def status(self) -> dict[str, Any]:
+        self._reload()
+        return {"ok": self.error is None, "count": len(self._by_id), "error": self.error}
 
     def authenticate(self, token: str) -> Principal | None:
         match = _TOKEN.fullmatch(token)
         if not match:
             return None
-        try:
-            self._reload()
-        except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError):
-            pass  # keep serving with the previous, valid set; readyz shows the count
+        self._reload()
+        if self.error is not None:
+            raise ApiError(503, "tokens_unavailable", f"the API tokens cannot be read ({self.error}); they are "
+                           f"re-read within {self.check_seconds:g} s of a change", headers={"Retry-After": "2"})
         entry = self._by_id.get(match.group(1))
         if entry is None or not hmac.compare_digest(entry.digest, digest(entry.salt, token)):
             return None
         return entry.principal()
+
+
+def _describe(exc: BaseException) -> str:
+    """The error's type and message, without quoting the file (it holds token hashes)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON (line {exc.lineno}, column {exc.colno})"
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return "not valid TOML"
+    if isinstance(exc, KeyError):
+        return f"an entry lacks {exc}"
+    return f"{type(exc).__name__}: {exc}"[:200]
 
 
 def current_principal() -> Principal:

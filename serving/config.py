@@ -16,8 +16,13 @@ Every key is a ``LINGXI_*`` name; ``create_app(test_config)`` may override any o
 | LINGXI_TIMEZONE | Asia/Shanghai | dashboard date ranges are local dates in this zone |
 | LINGXI_PUSH_INTERVAL_SECONDS | 0.5 | feedback aggregates reach the online store within this (0: in the request); see ``serving.feedback_push`` |
 | LINGXI_PUSH_MAX_ATTEMPTS | 8 | a failed push is retried (backing off from the interval) this many times in all, then logged as given up |
-| LINGXI_SNAPSHOT_CHECK_SECONDS | 5 | how often a request may stat the marts for a new snapshot |
-| LINGXI_SNAPSHOT_BACKGROUND_RELOAD | 1 | load a new snapshot in a background thread (0: in the request) |
+| LINGXI_SNAPSHOT_CHECK_SECONDS | 2 | how often a request may read the version pointer (``versions/CURRENT``, or the marts when nothing is published); see ``serving.release`` |
+| LINGXI_SNAPSHOT_BACKGROUND_RELOAD | 1 | load versions (the first one too) in a background thread (0: in ``create_app`` / the request) |
+| LINGXI_BOOT_WAIT_SECONDS | 20 | how long a booting worker waits for its first version before it starts answering (503 until loaded); keep it under half of gunicorn's ``timeout`` |
+| LINGXI_LOAD_RETRY_SECONDS | 1 | first retry of a failed engine or snapshot load; doubles per failure |
+| LINGXI_LOAD_RETRY_MAX_SECONDS | 60 | the longest wait between two load attempts |
+| LINGXI_DB_CONNECT_TIMEOUT_SECONDS | 5 | PostgreSQL connect timeout (a refused connection fails at once) |
+| LINGXI_DB_TIMEOUT_SECONDS | 10 | PostgreSQL ``statement_timeout`` and SQLite ``busy_timeout``: past it a request gets 503 |
 | LINGXI_LOG_LEVEL | INFO | level of the ``lingxi.serving`` JSON logger |
 | LINGXI_METRICS_TOKEN | (empty) | when set, ``/metrics`` requires ``Authorization: Bearer <this>``; open otherwise (see ``serving.metrics``) |
 | LINGXI_RATE_LIMITS | ``crm=300,manager=10,admin=10`` | requests per second per token by role (``off``: none); a token's own ``rate_limit`` wins; see ``serving.ratelimit`` |
@@ -59,8 +64,13 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LINGXI_TIMEZONE": env.get("LINGXI_TIMEZONE", "Asia/Shanghai"),
         "LINGXI_PUSH_INTERVAL_SECONDS": float(env.get("LINGXI_PUSH_INTERVAL_SECONDS", 0.5)),
         "LINGXI_PUSH_MAX_ATTEMPTS": int(env.get("LINGXI_PUSH_MAX_ATTEMPTS", 8)),
-        "LINGXI_SNAPSHOT_CHECK_SECONDS": float(env.get("LINGXI_SNAPSHOT_CHECK_SECONDS", 5)),
+        "LINGXI_SNAPSHOT_CHECK_SECONDS": float(env.get("LINGXI_SNAPSHOT_CHECK_SECONDS", 2)),
         "LINGXI_SNAPSHOT_BACKGROUND_RELOAD": _bool(env.get("LINGXI_SNAPSHOT_BACKGROUND_RELOAD", "1")),
+        "LINGXI_BOOT_WAIT_SECONDS": float(env.get("LINGXI_BOOT_WAIT_SECONDS", 20)),
+        "LINGXI_LOAD_RETRY_SECONDS": float(env.get("LINGXI_LOAD_RETRY_SECONDS", 1)),
+        "LINGXI_LOAD_RETRY_MAX_SECONDS": float(env.get("LINGXI_LOAD_RETRY_MAX_SECONDS", 60)),
+        "LINGXI_DB_CONNECT_TIMEOUT_SECONDS": float(env.get("LINGXI_DB_CONNECT_TIMEOUT_SECONDS", 5)),
+        "LINGXI_DB_TIMEOUT_SECONDS": float(env.get("LINGXI_DB_TIMEOUT_SECONDS", 10)),
         "LINGXI_LOG_LEVEL": env.get("LINGXI_LOG_LEVEL", "INFO"),
         "LINGXI_METRICS_TOKEN": env.get("LINGXI_METRICS_TOKEN", ""),
         "LINGXI_RATE_LIMITS": env.get("LINGXI_RATE_LIMITS", DEFAULT_RATE_LIMITS),

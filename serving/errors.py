@@ -18,8 +18,9 @@ Status policy (also in the OpenAPI document):
   before any feedback, a cold-start product id that already exists.
 - 429 the token's rate limit (``Retry-After`` says when to retry; ``serving.ratelimit``).
 - 501 the loaded engine does not implement this capability (cold start).
-- 503 a dependency is not loaded yet (engine, customer snapshot), or a customer read could not be
-  recorded in the audit log (``audit_unavailable``).
+- 503 a dependency is not loaded yet or unreachable (engine, customer snapshot, feedback store, tokens
+  file), with the reason in the message and a ``Retry-After``; or a
+  customer read could not be recorded in the audit log (``audit_unavailable``).
 """
 from __future__ import annotations
 
@@ -97,8 +98,17 @@ def _unexpected(exc: Exception):
     return response
 
 
+def _store_unavailable(exc: Exception):
+    log.warning("feedback store unavailable: %s", exc, extra={"request_id": g.get("request_id"),
+                                                              "event": "store_unavailable"})
+    return _api_error(ApiError(503, "store_unavailable", str(exc), headers={"Retry-After": "1"}))
+
+
 def init_app(app: Flask) -> None:
     """Register the app-level handlers (so 404/405 from routing are JSON too)."""
+    from .store import StoreUnavailable
+
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

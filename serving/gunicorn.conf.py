@@ -1,4 +1,5 @@
-"""gunicorn settings for ``make serve``: Prometheus metrics summed over the workers.
+"""gunicorn settings for the Lingxi API (``make serve``, ``make serve-prod``): timeouts, limits and
+Prometheus metrics summed over the workers.
 
 ``gunicorn --config serving/gunicorn.conf.py ... "serving:create_app()"``; bind, workers and threads
 stay on the command line. The master sets ``PROMETHEUS_MULTIPROC_DIR`` before any worker imports
@@ -48,3 +49,22 @@ def child_exit(server, worker) -> None:
 def on_exit(server) -> None:
     for path in _created:
         shutil.rmtree(path, ignore_errors=True)
+
+
+# -- timeouts and limits ---------------------------------------------------------------------------
+# timeout: a worker silent this long is killed (counted from its first heartbeat, after the boot; the
+# boot itself waits for its version at most LINGXI_BOOT_WAIT_SECONDS, then answers 503 "loading").
+# Sync workers read a request from the socket themselves: a client that sends its headers slowly
+# holds a worker; in production the buffering proxy in front (``make serve-prod``, nginx) hands
+# gunicorn only complete requests.
+timeout = 60
+graceful_timeout = 30
+keepalive = 5                   # behind the proxy: reuse its upstream connections
+backlog = 2048
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+preload_app = False             # each worker loads (and reloads) its own version
+accesslog = None                # the app writes one JSON line per request
+errorlog = "-"

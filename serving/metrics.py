@@ -74,12 +74,13 @@ class LiveCollector:
     def published_at(self, services: Any) -> float | None:
         from .snapshot import SnapshotError, resolve_source
 
-        snapshot = services.snapshots.current()
+        release = services.releases.peek()
+        snapshot = release.snapshot if release is not None else None
         if snapshot is None:
             return None
         if snapshot.version not in self._published:
             try:
-                source = resolve_source(services.snapshots.marts)
+                source = resolve_source(release.root / "marts")
                 if source is not None and source.version == snapshot.version:
                     self._published[snapshot.version] = source.customer_360.stat().st_mtime
             except (OSError, SnapshotError):
@@ -188,8 +189,7 @@ def _finish(response):
         m.latency.labels(method, rule).observe(time.perf_counter() - started)
     services = current_app.extensions.get("lingxi")
     if services is not None:
-        current = services.snapshots.current()
-        m.snapshot_served(current.version if current is not None else None)
+        m.snapshot_served(_served_snapshot(services))
     return response
 
 
@@ -205,10 +205,15 @@ def _scrape():
     m = metrics()
     services = current_app.extensions.get("lingxi")
     if services is not None:
-        current = services.snapshots.current()
-        m.snapshot_served(current.version if current is not None else None)
+        m.snapshot_served(_served_snapshot(services))
     body, content_type = m.exposition(request.headers.get("Accept"))
     return Response(body, status=200, content_type=content_type)
+
+
+def _served_snapshot(services: Any) -> str | None:
+    """The snapshot version of the release this worker answers from (None while loading)."""
+    release = services.releases.peek()
+    return release.snapshot.version if release is not None and release.snapshot is not None else None
 
 
 def init_app(app: Flask) -> ServingMetrics:
@@ -218,13 +223,13 @@ def init_app(app: Flask) -> ServingMetrics:
     services = app.extensions.get("lingxi")
     if services is not None:
         services.metrics = m
-        if services.engine_slot.engine is not None:
+        release = services.releases.peek()
+        if release is not None and release.engine_slot.engine is not None:
             try:
-                m.engine_loaded(dict(services.engine_slot.engine.versions()))
+                m.engine_loaded(dict(release.engine_slot.engine.versions()))
             except Exception:  # noqa: BLE001 - versions are informative; readiness reports the engine
                 pass
-        current = services.snapshots.current()
-        m.snapshot_served(current.version if current is not None else None)
+        m.snapshot_served(_served_snapshot(services))
     app.before_request(_start)
     app.after_request(_finish)
     app.add_url_rule(METRICS_ROUTE, "metrics", _scrape, methods=["GET"])

@@ -33,7 +33,8 @@ from .access import Scope, require_visible_customer, require_visible_list
 from .engine import EngineSlot
 from .errors import ApiError
 from .feedback_push import FeedbackPusher
-from .snapshot import RECENT_EVENT_COLUMNS, Snapshot, SnapshotManager
+from .release import Release, ReleaseManager, pinned
+from .snapshot import RECENT_EVENT_COLUMNS, Snapshot
 from .store import FeedbackRow, Recommendation, ShownProduct, SqlStore
 
 log = logging.getLogger("lingxi.serving")
@@ -42,9 +43,8 @@ log = logging.getLogger("lingxi.serving")
 @dataclass
 class Services:
     catalogue: Catalogue
-    snapshots: SnapshotManager
+    releases: ReleaseManager
     store: SqlStore
-    engine_slot: EngineSlot
     pusher: FeedbackPusher
     suppression_days: int = 90
     trigger_window_days: int = 30
@@ -53,17 +53,33 @@ class Services:
     metrics: Any = None  # serving.metrics.ServingMetrics once the app has metrics
     _duck: threading.local = field(default_factory=threading.local)
 
+    def release(self) -> Release | None:
+        """The version this request answers from (snapshot and engine of one night)."""
+        return pinned(self.releases)
+
+    @property
+    def engine_slot(self) -> EngineSlot:
+        release = self.release()
+        return release.engine_slot if release is not None else EngineSlot(None, self.releases.reason())
+
     @property
     def engine(self) -> RecommendationEngine:
-        if self.engine_slot.engine is None:
-            raise ApiError(503, "engine_unavailable", "the recommendation engine is not loaded")
-        return self.engine_slot.engine
+        slot = self.engine_slot
+        if slot.engine is None:
+            raise self._unavailable("engine_unavailable", "the recommendation engine is not loaded", slot.error)
+        return slot.engine
 
     def snapshot(self) -> Snapshot:
-        snapshot = self.snapshots.current()
-        if snapshot is None:
-            raise ApiError(503, "snapshot_unavailable", "no customer snapshot is loaded yet")
-        return snapshot
+        release = self.release()
+        if release is None or release.snapshot is None:
+            raise self._unavailable("snapshot_unavailable", "no customer snapshot is loaded yet",
+                                    release.snapshot_error if release is not None else self.releases.reason())
+        return release.snapshot
+
+    def _unavailable(self, code: str, message: str, reason: str | None) -> ApiError:
+        retry = self.releases.retry_in()
+        return ApiError(503, code, f"{message}: {reason}" if reason else message,
+                        headers={"Retry-After": str(max(1, round(retry)) if retry is not None else 5)})
 
     def duck(self) -> duckdb.DuckDBPyConnection:
         """A per-thread in-memory DuckDB connection (reads Parquet files; no database file)."""

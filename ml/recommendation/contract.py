@@ -1,8 +1,8 @@
 """The recommendation engine as the API sees it: a small Protocol plus its result types.
 
 The real engine comes from ``ml.engine`` (``LINGXI_ENGINE``, default
-``ml.engine.loading:load_engine``); the app calls ``load_engine(data_dir=Path)`` once per process in the
-factory and keeps the object in ``app.extensions["lingxi_engine"]``. Tests inject their own.
+``ml.engine.loading:load_engine``); each worker calls ``load_engine(data_dir=Path)`` once per
+published version (``serving.release``) and swaps the engine with the customer snapshot. Tests inject their own.
 
 Contract (what the API relies on; the API re-checks the cheap parts):
 

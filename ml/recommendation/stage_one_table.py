@@ -13,6 +13,11 @@
 - ``meta.json``         model version, products, product values, and the stamp (path, size,
   mtime) of the feature source the batch read.
 
+Each run writes a new hidden directory and then points the ``stage_one_table`` symlink at it with
+one ``os.replace``: a reader resolves the link once and reads metadata and arrays from the same run.
+The previous run's directory stays (a reader may have resolved the link just before the switch);
+older ones are removed. ``ml.engine.publish`` then copies the table into the night's version.
+
 Serving memory-maps the arrays (every gunicorn worker shares one copy in the page cache) and, per
 request, ranks the customer's row minus the suppressed products with the same
 ``suitability.rank`` as live scoring: the same numbers give the same answer (a test compares the
@@ -24,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,7 @@ from typing import Any
 import numpy as np
 
 TABLE_DIR = "stage_one_table"
+_RUN_PREFIX = ".stage_one_table-"  # one hidden directory per batch run
 
 ARRAYS = ("customer_ids", "features", "probability", "ranking_key")
 
@@ -63,7 +70,7 @@ def _prefetch(path: Path) -> None:
 
 def write(scores_dir: Path, ids: np.ndarray, x: np.ndarray, probability: np.ndarray, ranking_key: np.ndarray,
           meta: dict[str, Any]) -> Path:
-    """Publish a table (replacing the previous one by rename; a reader keeps its mapped files)."""
+    """Publish a table: a new directory, then one atomic swap of the ``stage_one_table`` link."""
     order = np.argsort(np.asarray(ids).astype("S"), kind="stable")
     arrays = {"customer_ids": np.asarray(ids).astype("S")[order],
               "features": np.ascontiguousarray(x[order], dtype=np.float32),
@@ -72,26 +79,42 @@ def write(scores_dir: Path, ids: np.ndarray, x: np.ndarray, probability: np.ndar
     if len(np.unique(arrays["customer_ids"])) != len(order):
         raise ValueError("customer ids must be unique")
     scores_dir.mkdir(parents=True, exist_ok=True)
-    target = scores_dir / TABLE_DIR
-    tmp = scores_dir / f".{TABLE_DIR}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    folder = scores_dir / f"{_RUN_PREFIX}{time.time_ns()}-{os.getpid()}"
+    folder.mkdir()
     for name, array in arrays.items():
-        np.save(tmp / f"{name}.npy", array)
-    (tmp / "meta.json").write_text(json.dumps({**meta, "customers": int(len(order))}, indent=2) + "\n")
-    old = scores_dir / f".{TABLE_DIR}.{os.getpid()}.old"
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+        np.save(folder / f"{name}.npy", array)
+    (folder / "meta.json").write_text(json.dumps({**meta, "customers": int(len(order))}, indent=2) + "\n")
+    target = scores_dir / TABLE_DIR
+    previous = target.resolve() if target.exists() else None
+    if target.is_dir() and not target.is_symlink():  # the layout before links: move it aside once
+        previous = target.rename(scores_dir / f"{_RUN_PREFIX}0-{os.getpid()}").resolve()
+    link = scores_dir / f".{TABLE_DIR}.{os.getpid()}.link"
+    link.unlink(missing_ok=True)
+    link.symlink_to(folder.name)
+    os.replace(link, target)  # the switch: one rename
+    for old in scores_dir.glob(f"{_RUN_PREFIX}*"):
+        if old.resolve() not in (folder.resolve(), previous):
+            shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def copy_table(source: Path, target: Path, meta: dict[str, Any]) -> None:
+    """A table's arrays hard-linked (copied across file systems) into ``target`` with new metadata."""
+    source = Path(source).resolve()
+    target.mkdir(parents=True)
+    for name in ARRAYS:
+        try:
+            os.link(source / f"{name}.npy", target / f"{name}.npy")
+        except OSError:
+            shutil.copyfile(source / f"{name}.npy", target / f"{name}.npy")
+    (target / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
 class StageOneTable:
     """A published table, memory-mapped read-only."""
 
     def __init__(self, folder: Path):
-        self.folder = Path(folder)
+        self.folder = Path(folder).resolve()  # follow the link once: metadata and arrays of one run
         self.meta: dict[str, Any] = json.loads((self.folder / "meta.json").read_text())
         for name in ARRAYS:
             _prefetch(self.folder / f"{name}.npy")
@@ -103,7 +126,7 @@ class StageOneTable:
 
     @classmethod
     def load(cls, scores_dir: Path) -> "StageOneTable | None":
-        folder = Path(scores_dir) / TABLE_DIR
+        folder = (Path(scores_dir) / TABLE_DIR).resolve()
         return cls(folder) if (folder / "meta.json").exists() else None
 
     def problems(self, model_version: str, products: tuple[str, ...], values: np.ndarray,

@@ -1,8 +1,9 @@
 """Liveness and readiness (no token needed)."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
+from ..auth import EXTENSION as TOKENS
 from .common import services
 
 bp = Blueprint("health", __name__)
@@ -16,9 +17,11 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Model, features, customer snapshot and feedback store loaded; 503 with the reasons if not."""
+    """The version this worker answers from, with its engine and customer snapshot, the feedback
+    store and the tokens; 503 with the reasons if any is not usable."""
     svc = services()
-    checks = {}
+    release = svc.release()
+    checks = {"version": svc.releases.status()}
     slot = svc.engine_slot
     if slot.engine is not None:
         try:
@@ -27,7 +30,7 @@ def readyz():
             checks["engine"] = {"ok": False, "spec": slot.spec, "error": type(exc).__name__}
     else:
         checks["engine"] = {"ok": False, "spec": slot.spec, "error": slot.error}
-    snapshot = svc.snapshots.current()
+    snapshot = release.snapshot if release is not None else None
     checks["snapshot"] = {
         "ok": snapshot is not None,
         "version": snapshot.version if snapshot else None,
@@ -35,14 +38,16 @@ def readyz():
         "loaded_at": snapshot.loaded_at.isoformat() if snapshot else None,
         "as_of": snapshot.as_of if snapshot else None,
         "warnings": list(snapshot.warnings) if snapshot else [],
-        "error": svc.snapshots.last_error,
+        "error": None if snapshot else (release.snapshot_error if release else svc.releases.reason()),
     }
     try:
         svc.store.ping()
         checks["store"] = {"ok": True, "backend": svc.store.backend}
     except Exception as exc:  # noqa: BLE001
-        checks["store"] = {"ok": False, "backend": svc.store.backend, "error": type(exc).__name__}
+        checks["store"] = {"ok": False, "backend": svc.store.backend, "error": str(exc) or type(exc).__name__}
+    checks["tokens"] = current_app.extensions[TOKENS].status()
     ready = all(check["ok"] for check in checks.values())
-    response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})
+    response = jsonify({"status": "ready" if ready else "not_ready",
+                        "version": release.version if release else None, "checks": checks})
     response.status_code = 200 if ready else 503
     return response

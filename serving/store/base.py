@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -123,14 +124,29 @@ _LATEST = """
     ) latest WHERE rn = 1"""
 
 
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached or did not answer in time (the API answers 503)."""
+
+
 class SqlStore:
-    """Shared logic; subclasses supply connections, DDL, placeholders and timestamp codecs."""
+    """Shared logic; subclasses supply connections, DDL, placeholders and timestamp codecs.
+
+    Opening a store touches no database: the first connection of the process creates the schema,
+    so a worker boots during a database outage, answers 503 and recovers when the database does.
+    """
 
     backend = "sql"
     ddl: Sequence[str] = ()
+    unavailable_errors: tuple[type[BaseException], ...] = ()  # the driver's "cannot reach / timed out"
+    RECONNECT_AFTER_SECONDS = 1.0  # after a failed connect, fail fast for this long
 
     def __init__(self) -> None:
         self._local = threading.local()
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
+        self.timezone: str | None = None  # the bank's, for the dashboard's daily counts (None: keep the store's)
+        self._down_until = 0.0
+        self._down_reason = ""
 
     # -- backend hooks ---------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -182,8 +198,24 @@ class SqlStore:
         """One connection per thread (and per process: a forked child opens its own)."""
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid() or not self._healthy(conn):
-            conn = self._connect()
+            if time.monotonic() < self._down_until:
+                raise StoreUnavailable(self._down_reason)
+            try:
+                conn = self._connect()
+            except Exception as exc:  # noqa: BLE001 - whatever the driver raises, the store is unreachable
+                self._down_until = time.monotonic() + self.RECONNECT_AFTER_SECONDS
+                self._down_reason = f"the {self.backend} feedback store is unreachable ({type(exc).__name__})"
+                raise StoreUnavailable(self._down_reason) from exc
             self._local.conn, self._local.pid = conn, os.getpid()
+        if not self._schema_ready and not getattr(self._local, "creating_schema", False):
+            with self._schema_lock:
+                if not self._schema_ready:
+                    self._local.creating_schema = True
+                    try:
+                        self.init_schema(self.timezone)
+                    finally:
+                        self._local.creating_schema = False
+                    self._schema_ready = True
         return conn
 
     def _discard(self) -> None:
@@ -200,6 +232,9 @@ class SqlStore:
             cur = self._conn().cursor()
             cur.execute(self._sql(sql), tuple(params))
             return cur.fetchall()
+        except self.unavailable_errors as exc:
+            self._discard()
+            raise StoreUnavailable(f"the {self.backend} feedback store did not answer ({type(exc).__name__})") from exc
         except Exception:
             self._discard()
             raise
@@ -322,6 +357,14 @@ class SqlStore:
                                f" ({', '.join('?' * len(chunk))}) ORDER BY seq", chunk)
             out.extend(self._feedback_row(row) for row in rows)
         return tuple(out)
+
+    def customers_with_feedback_since(self, since: datetime | None) -> list[str]:
+        """Customers with an answer recorded at or after ``since`` (all with any answer: None)."""
+        if since is None:
+            rows = self._query("SELECT DISTINCT customer_id FROM feedback")
+        else:
+            rows = self._query("SELECT DISTINCT customer_id FROM feedback WHERE recorded_at >= ?", (self._ts_in(since),))
+        return sorted(row[0] for row in rows)
 
     def customer_judgements(self, customer_id: str) -> dict[str, tuple[str, datetime]]:
         """product id -> (latest response, when) over all of a customer's feedback."""

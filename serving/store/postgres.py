@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from .base import SqlStore, utc
+from .base import SqlStore, StoreUnavailable, utc
 from .schema import POSTGRES, ddl
 
 _LOCK_ID = 7_350_001  # arbitrary, constant: "lingxi schema"
@@ -27,13 +27,18 @@ class PostgresStore(SqlStore):
     backend = "postgresql"
     ddl = DDL
 
-    def __init__(self, url: str, connect_timeout: int = 5) -> None:
+    unavailable_errors = (psycopg.OperationalError,)  # connection lost, statement timeout, server shutting down
+
+    def __init__(self, url: str, connect_timeout: int = 5, statement_timeout_ms: int = 10_000) -> None:
         super().__init__()
         self.url = url
         self.connect_timeout = connect_timeout
+        self.statement_timeout_ms = statement_timeout_ms
 
     def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
+        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(int(self.statement_timeout_ms)),))
+        return conn
 
     def _healthy(self, conn: psycopg.Connection) -> bool:
         return not conn.closed and not conn.broken
@@ -55,9 +60,9 @@ class PostgresStore(SqlStore):
                 cur = conn.cursor()
                 cur.execute("SET LOCAL synchronous_commit = on")
                 yield cur
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as exc:
             self._discard()
-            raise
+            raise StoreUnavailable(f"the postgresql feedback store did not answer ({type(exc).__name__})") from exc
 
     def _lock_list(self, cur: psycopg.Cursor, recommendation_id: str) -> None:
         # NO KEY UPDATE: serialises feedback on the list without blocking a stage-two list that

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .base import SqlStore, utc
+from .base import SqlStore, StoreUnavailable, utc
 from .schema import SQLITE, ddl
 
 _FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -92,6 +92,11 @@ class SqliteStore(SqlStore):
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            self._discard()
+            if "locked" in str(exc) or "busy" in str(exc):  # another writer held it past busy_timeout
+                raise StoreUnavailable("the sqlite feedback store is busy") from exc
+            raise
         except sqlite3.Error:
             self._discard()
             raise

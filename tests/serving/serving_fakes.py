@@ -8,6 +8,7 @@ The fake engine respects the engine Protocol and its contract (only suitable, un
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -55,17 +56,21 @@ class FakeEngine:
         self.customers = frame.set_index("customer_id").to_dict("index")
         self.fail_push = fail_push
         self.pushed: list[dict[str, Any]] = []
+        # loaded from a published version: the model version names it (tests check no version mixes)
+        manifest = Path(data_dir) / "manifest.json"
+        self.model = f"fake-{json.loads(manifest.read_text())['version']}" if manifest.exists() else "fake-1"
 
     # -- Protocol ----------------------------------------------------------------------------
     def versions(self) -> Mapping[str, str]:
-        return {"model": "fake-1", "features": "fake_features_v1"}
+        return {"model": self.model, "features": "fake_features_v1"}
 
     def customer_profile(self, customer_id: str) -> Mapping[str, Any] | None:
         row = self.customers.get(customer_id)
         if row is None:
             return None
         return {"feature_service": "profile_v1", "age": int(row["age"]), "asset_level": row["asset_level"],
-                "n_products": int(sum(bool(row[f"holds_{p.lower()}"]) for p in self.catalogue.ids))}
+                "n_products": int(sum(bool(row[f"holds_{p.lower()}"]) for p in self.catalogue.ids)),
+                "model": self.model}
 
     def _row(self, customer_id: str) -> dict[str, Any]:
         row = self.customers.get(customer_id)
@@ -109,7 +114,7 @@ class FakeEngine:
                           (Reason("FAKE_SCORE", f"stage {stage} hash score {score:.3f}"),),
                           self.catalogue.get(pid).tags)
             for score, pid in scored[:k])
-        return Ranking(products, f"fake-1-stage{stage}", tuple(excluded) if explain else ())
+        return Ranking(products, f"{self.model}-stage{stage}", tuple(excluded) if explain else ())
 
     def stage_one(self, customer_id: str, k: int, *, explain_exclusions: bool = False,
                   suppressed: Mapping[str, str] | None = None) -> Ranking:
@@ -250,3 +255,26 @@ def record(store, rec: Recommendation, key: str, items, manager: str = "M001", a
     return store.record_feedback(idempotency_key=key, request_hash=request_hash(rec.recommendation_id, manager, items),
                                  recommendation=rec, manager_id=manager, items=items, recorded_at=at,
                                  caller=caller or f"manager:{manager}")
+
+
+def make_version(data_dir: Path, version: str, n: int = 400, seed: int = 11, *, switch: bool = True) -> Path:
+    """A published version of the fake bank: its customer snapshot and manifest under
+    ``versions/<version>/`` (what ``ml.engine.publish`` assembles), then the pointer switched."""
+    from ml.core import versions
+
+    folder = versions.version_dir(data_dir, version)
+    make_customer_360(folder / "marts", n=n, seed=seed)
+    versions.write_manifest(folder, {"version": version, "model_version": f"fake-{version}"})
+    if switch:
+        versions.switch(data_dir, version)
+    return folder
+
+
+def slow_engine(data_dir: Path) -> FakeEngine:
+    """``LINGXI_ENGINE=serving_fakes:slow_engine``: a fake engine that takes
+    ``LINGXI_FAKE_ENGINE_SECONDS`` to load (a full-scale boot, in a test)."""
+    import os
+    import time
+
+    time.sleep(float(os.environ.get("LINGXI_FAKE_ENGINE_SECONDS", "0")))
+    return FakeEngine(data_dir)

@@ -27,25 +27,28 @@ def free_port() -> int:
 
 
 def start(data_dir: Path, port: int, log: Path, workers: int = 2, db_url: str | None = None,
-          extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+          extra_env: dict[str, str] | None = None, env: dict[str, str] | None = None,
+          timeout: int = 30) -> subprocess.Popen:
     """gunicorn as ``make serve`` runs it (its config: metrics summed over the workers, kept in a
-    folder beside ``log``), over ``data_dir`` (its SQLite feedback store, or the store at ``db_url``);
-    rate limits off unless ``extra_env`` sets them."""
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("LINGXI_FEEDBACK_DB_URL", "LINGXI_TOKENS_FILE", "LINGXI_TOKENS")}
-    env.update({"LINGXI_DATA_DIR": str(data_dir),
-                "LINGXI_ENGINE": "serving_fakes:FakeEngine",
-                "LINGXI_LOG_LEVEL": "WARNING",
-                "LINGXI_RATE_LIMITS": "off",
-                "PROMETHEUS_MULTIPROC_DIR": str(log.with_suffix(".metrics")),
-                "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    folder beside ``log``), with the fake engine over ``data_dir`` (its SQLite feedback store, or the
+    store at ``db_url``); rate limits off unless ``extra_env`` / ``env`` (the same: variables added or
+    overridden) set them; ``timeout`` is gunicorn's worker timeout."""
+    base = {name: value for name, value in os.environ.items()
+            if name not in ("LINGXI_FEEDBACK_DB_URL", "LINGXI_TOKENS_FILE", "LINGXI_TOKENS")}
+    base.update({"LINGXI_DATA_DIR": str(data_dir),
+                 "LINGXI_ENGINE": "serving_fakes:FakeEngine",
+                 "LINGXI_LOG_LEVEL": "WARNING",
+                 "LINGXI_RATE_LIMITS": "off",
+                 "PROMETHEUS_MULTIPROC_DIR": str(log.with_suffix(".metrics")),
+                 "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])})
     if db_url:
-        env["LINGXI_FEEDBACK_DB_URL"] = db_url
-    env.update(extra_env or {})
+        base["LINGXI_FEEDBACK_DB_URL"] = db_url
+    base.update(extra_env or {})
+    base.update(env or {})
     handle = open(log, "ab")
     return subprocess.Popen([str(GUNICORN), "--config", str(GUNICORN_CONFIG), "--workers", str(workers),
-                             "--bind", f"127.0.0.1:{port}", "--timeout", "30", "serving:create_app()"],
-                            cwd=ROOT, env=env, stdout=handle, stderr=handle,
+                             "--bind", f"127.0.0.1:{port}", "--timeout", str(timeout), "serving:create_app()"],
+                            cwd=ROOT, env=base, stdout=handle, stderr=handle,
                             start_new_session=True)  # own process group: kill -9 takes all
 
 

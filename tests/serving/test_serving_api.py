@@ -200,9 +200,9 @@ def test_engine_spec_loading(app_config, monkeypatch):
     module.bad = lambda data_dir: object()
     monkeypatch.setitem(sys.modules, "lingxi_test_engine_module", module)
     good = create_app({**app_config, "LINGXI_ENGINE": "lingxi_test_engine_module:make"})
-    assert isinstance(good.extensions["lingxi_engine"], FakeEngine)
+    assert isinstance(good.extensions["lingxi"].engine_slot.engine, FakeEngine)
     bad = create_app({**app_config, "LINGXI_ENGINE": "lingxi_test_engine_module:bad"})
-    assert bad.extensions["lingxi_engine"] is None
+    assert bad.extensions["lingxi"].engine_slot.engine is None
     assert "does not implement" in bad.extensions["lingxi"].engine_slot.error
 
 
