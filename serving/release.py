@@ -197,6 +197,8 @@ class ReleaseManager:
             return
         current = self._current
         if current is not None and current.version == target.version and current.complete:
+            if self.pending is None:
+                self.last_error = None  # e.g. a pointer that was broken for a while is fixed
             return
         if target.version == self.pending and now < self._retry_at:
             return  # backing off

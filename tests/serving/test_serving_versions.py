@@ -154,6 +154,8 @@ def test_a_broken_pointer_keeps_the_current_version(published, auth, customer_id
     response = lookup(client, auth("crm"), customer_ids[0])
     assert response.headers[VERSION_HEADER] == FIRST
     assert "has no manifest.json" in client.get("/readyz").json["checks"]["version"]["error"]
+    versions.switch(published, FIRST)  # fixed
+    assert client.get("/readyz").json["checks"]["version"]["error"] is None
 
 
 def test_versions_switch_and_prune(tmp_path: Path):
