@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test bench attack backup restore clean
+.PHONY: help install java data warehouse warehouse-spark relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test bench attack backup restore clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,13 @@ data: $(INSTALLED)  ## generate the synthetic bank's raw tables (reused when SCA
 warehouse: $(INSTALLED)  ## dbt build: staging, intermediate, marts, tests; marts exported as Parquet
 	$(PY) -m serving.export
 	$(VENV)/bin/dbt build
+
+# Spark (dbt-spark's local session) needs Java 17+; scripts/services.sh installs it from Debian where it is missing.
+java:  ## Java 17+ for the Spark build (apt-get, as root, where java is missing)
+	@bash scripts/services.sh java
+
+warehouse-spark: $(INSTALLED) java  ## the same dbt build on a local Apache Spark; marts in data/spark/marts (docs/spark.md)
+	$(VENV)/bin/dbt build --target spark --target-path target/spark --log-path logs/spark
 
 relations: $(INSTALLED)  ## product relations (substitute / complement) from current holdings: marts/product_relations.parquet
 	$(PY) -m ml.relations --holdings $(LINGXI_DATA_DIR)/marts/holdings_current.parquet --time-col held_since \
@@ -112,7 +119,7 @@ demo: pipeline  ## run the whole pipeline at demo scale and start the API
 	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT) || true
 	$(MAKE) --no-print-directory serve
 
-services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool)
+services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, Java 17)
 	@bash scripts/services.sh test
 
 test: $(INSTALLED) services nginx  ## the import contracts, then the full test suite (builds its own test-scale data in a temp dir)

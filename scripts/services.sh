@@ -3,7 +3,9 @@
 #
 #   scripts/services.sh test    redis-server (Redis online store), postgresql (feedback store, pg_dump for
 #                               backups), wrk (load generator), promtool (alert rules), curl (README examples),
-#                               strace (the power-loss simulation of the SQLite store)
+#                               strace (the power-loss simulation of the SQLite store), Java 17 (dbt on a local
+#                               Apache Spark, the cross-engine warehouse test)
+#   scripts/services.sh java    Java 17 only (make warehouse-spark)
 #   scripts/services.sh bench   wrk
 #
 # Only installs: the tests start their own servers on loopback in temporary directories. Nothing is
@@ -28,12 +30,16 @@ case "$purpose" in
     have promtool || missing+=(prometheus)
     have curl || missing+=(curl)
     have strace || missing+=(strace)
+    have java || missing+=(openjdk-17-jre-headless)
+    ;;
+  java)
+    have java || missing+=(openjdk-17-jre-headless)
     ;;
   bench)
     have wrk || missing+=(wrk)
     ;;
   *)
-    echo "usage: $0 [test|bench]" >&2
+    echo "usage: $0 [test|bench|java]" >&2
     exit 2
     ;;
 esac
@@ -68,6 +74,8 @@ cleanup() { if [ "$own_policy" -eq 1 ]; then "${as_root[@]}" rm -f "$policy"; fi
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
+# Slim Debian images drop /usr/share/man; the JRE's postinst links its man page there and fails without it.
+"${as_root[@]}" mkdir -p /usr/share/man/man1
 apt=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300)
 "${apt[@]}" update -qq || give_up "apt-get update failed"
 "${apt[@]}" install -y -qq --no-install-recommends \
