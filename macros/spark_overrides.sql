@@ -48,10 +48,11 @@
 {%- endmacro %}
 
 {#
-    datediff: dbt-spark's wraps each argument in three copies of assert_not_null(date(...)) and
-    its month count in a sum that is not parenthesised; nested in the "days since" features,
-    the copies multiply through Spark's optimizer. Day and month boundaries crossed, as
-    DuckDB's date_diff counts them; other dateparts are left to dbt-spark.
+    datediff: dbt-spark's wraps each argument in three copies of assert_not_null(date(...)),
+    which swell the plans of the models with many "days since" features, and leaves its month
+    count a sum without parentheses (`datediff(...) / 12` then divides only its last term).
+    Day and month boundaries crossed, as DuckDB's date_diff counts them; other dateparts go to
+    dbt-spark's, in parentheses.
 #}
 {% macro spark__datediff(first_date, second_date, datepart) -%}
     {%- if datepart == 'day' -%}
@@ -61,6 +62,6 @@
     {%- elif datepart == 'year' -%}
         (year({{ second_date }}) - year({{ first_date }}))
     {%- else -%}
-        {{ return(dbt_spark.spark__datediff(first_date, second_date, datepart)) }}
+        {{ return('(' ~ dbt.spark__datediff(first_date, second_date, datepart) ~ ')') }}
     {%- endif -%}
 {%- endmacro %}
