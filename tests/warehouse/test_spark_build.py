@@ -4,8 +4,8 @@ Builds the models behind the serving and Feast exports (customer_360, the labels
 snapshots, current holdings, recent events) on a local PySpark from the test-scale bank's raw
 Parquet, and compares each export with the DuckDB build's (the shared ``warehouse_data_dir``):
 row counts, column names and kinds, and per-column checksums (null count and the sum of the
-hashes of every value in a canonical form, numbers rounded to six decimals). The dbt data tests and
-unit tests run on DuckDB in test_dbt_build.py; `make warehouse-spark` runs them all on Spark.
+hashes of every value in a canonical form, numbers rounded to six decimals). The dbt data tests
+and unit tests run on DuckDB in test_dbt_build.py; `make warehouse-spark` runs them all on Spark.
 """
 from __future__ import annotations
 
