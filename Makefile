@@ -122,9 +122,14 @@ demo: pipeline  ## run the whole pipeline at demo scale and start the API
 services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, Java 17)
 	@bash scripts/services.sh test
 
-test: $(INSTALLED) services nginx  ## the import contracts, then the full test suite (builds its own test-scale data in a temp dir)
+# Two pytest-xdist workers, one per core; a module's tests stay on one worker (its module fixtures
+# are built once), the session's test bank is built once for both and the longest modules start
+# first (tests/conftest.py).
+TEST_WORKERS ?= 2
+
+test: $(INSTALLED) services nginx  ## the import contracts, then the full test suite over $(TEST_WORKERS) workers (builds its own test-scale data in a temp dir)
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
 	@bash scripts/services.sh bench
