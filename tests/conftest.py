@@ -47,6 +47,7 @@ LAST = ("tests/serving/test_serving_publication.py",)
 
 
 def pytest_collection_modifyitems(config, items) -> None:
+    _unique_schemathesis_ids(items)
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
 
@@ -57,6 +58,17 @@ def pytest_collection_modifyitems(config, items) -> None:
         return 1 if module in LAST else 0
 
     items.sort(key=rank)  # stable: the order inside each group stays
+
+
+def _unique_schemathesis_ids(items) -> None:
+    """Give each schemathesis operation its own node id (``test[GET /healthz]``, as its name).
+
+    Under pytest 9 schemathesis' items all get the function's bare node id; xdist schedules by node
+    id, so it would run the first operation's item only and silently drop the others."""
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label and item.nodeid == f"{item.parent.nodeid}::{item.originalname}":
+            item._id = item._id.with_params(label)  # pytest 9 keeps the node id there
 
 
 @pytest.fixture(scope="session")
