@@ -72,7 +72,8 @@ def mart_checksums(parquet: str) -> dict:
     """Row count, and per column its kind, non-null count and hash sum, of one Parquet export."""
     with duckdb.connect() as connection:
         source = f"read_parquet('{parquet}')"
-        columns = connection.execute(f"select column_name, column_type from (describe select * from {source})").fetchall()
+        columns = connection.execute(
+            f"select column_name, column_type from (describe select * from {source})").fetchall()
         sums = ", ".join(f'count("{name}"), sum(hash({_canonical(name, kind)}))' for name, kind in columns)
         row = connection.execute(f"select count(*), {sums} from {source}").fetchone()
     return {"rows": row[0],
