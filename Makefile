@@ -135,7 +135,7 @@ restore: $(INSTALLED)  ## restore the last full backup and its incrementals into
 	@test -n "$(TO)" || { echo "usage: make restore TO=sqlite:///path/feedback.db [AT=<backup name>] [FORCE=1]" >&2; exit 2; }
 	$(PY) -m serving.backup restore --to "$(TO)" $(if $(AT),--at $(AT)) $(if $(FORCE),--force)
 
-attack: $(INSTALLED)  ## a scripted attack on the real app under gunicorn (loopback, bounded; builds the data if missing): reports/security.json
+attack: $(INSTALLED) nginx  ## a scripted attack on the real app behind nginx and gunicorn (loopback, bounded; builds the data if missing): reports/security.json
 	@$(PY) -m benchmarks.attack --check || $(MAKE) --no-print-directory data nightly
 	$(PY) -m benchmarks.attack --workers $(WORKERS)
 
