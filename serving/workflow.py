@@ -12,7 +12,7 @@ import math
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -368,20 +368,30 @@ def _add_count(acc: dict[str, int], response: str, n: int) -> None:
     acc[{"interested": "positive", "not_interested": "negative"}.get(response, "already_owns")] += n
 
 
-def dashboard(services: Services, start: date, end: date) -> dict[str, Any]:
+def dashboard(services: Services, start: date, end: date, managers: Collection[str] | None = None) -> dict[str, Any]:
     """Feedback counts and stage-one / stage-two hit rates, overall, per manager and per product, from
-    the store's daily counts (local days [start, end]); the work is bounded by the range, not the log."""
+    the store's daily counts (local days [start, end]); the work is bounded by the range, not the log.
+    ``managers``: count only the lists (and answers) of these managers (a manager's own dashboard)."""
+    only = None if managers is None else frozenset(managers)
+
+    def kept(manager: str | None) -> bool:
+        return only is None or manager in only
+
     stage_key = {1: "stage_one", 2: "stage_two"}
     total = {"stage_one": {"items": _items(), "lists": _lists()}, "stage_two": {"items": _items(), "lists": _lists()}}
     managers: dict[Any, dict] = defaultdict(lambda: {"feedback": _counts(), "stage_one": {"items": _items(), "lists": _lists()},
                                                      "stage_two": {"items": _items(), "lists": _lists()}})
     products: dict[str, dict] = defaultdict(lambda: {"feedback": _counts(), "stage_one": _items(), "stage_two": _items()})
     for stage, manager, product, *numbers in services.store.item_outcomes(start, end):
+        if not kept(manager):
+            continue
         key = stage_key[stage]
         _add_items(total[key]["items"], numbers)
         _add_items(managers[manager][key]["items"], numbers)
         _add_items(products[product][key], numbers)
     for stage, manager, lists, judged, hits in services.store.list_outcomes(start, end):
+        if not kept(manager):
+            continue
         key = stage_key[stage]
         for acc in (total[key]["lists"], managers[manager][key]["lists"]):
             acc["lists"] += lists
@@ -390,6 +400,8 @@ def dashboard(services: Services, start: date, end: date) -> dict[str, Any]:
             acc["hit_rate"] = _rate(acc["with_interest"], acc["judged"])
     feedback = _counts()
     for manager, product, response, n in services.store.feedback_counts(start, end):
+        if not kept(manager):
+            continue
         for acc in (feedback, managers[manager]["feedback"], products[product]["feedback"]):
             _add_count(acc, response, n)
     one, two = total["stage_one"]["items"]["hit_rate"], total["stage_two"]["items"]["hit_rate"]

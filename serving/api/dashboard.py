@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,8 +18,8 @@ DATE = re.compile(r"2[0-9]{3}-[0-9]{2}-[0-9]{2}")
 MAX_DAYS = 3660
 
 
-def _date(name: str, default: date) -> date:
-    text = request.args.get(name)
+def _date(args: Mapping[str, str], name: str, default: date) -> date:
+    text = args.get(name)
     if text is None:
         return default
     try:
@@ -30,6 +31,16 @@ def _date(name: str, default: date) -> date:
     return value  # the pattern keeps it within 2000-01-01 .. 2999-12-31
 
 
+def date_range(args: Mapping[str, str], timezone: str) -> tuple[date, date]:
+    """``from`` and ``to`` of ``args`` (default: the 30 days to today in the bank's time zone)."""
+    today = datetime.now(ZoneInfo(timezone)).date()
+    end = _date(args, "to", today)
+    start = _date(args, "from", end - timedelta(days=29))
+    if start > end or (end - start).days > MAX_DAYS:
+        raise ApiError(422, "invalid_range", f"from must not be after to, and the range at most {MAX_DAYS} days")
+    return start, end
+
+
 @bp.get("/dashboard")
 @require("admin")
 def get_dashboard():
@@ -38,9 +49,5 @@ def get_dashboard():
     if unknown:
         raise ApiError(400, "unknown_parameter", f"unknown query parameter(s): {', '.join(unknown[:5])}")
     svc = services()
-    today = datetime.now(ZoneInfo(svc.timezone)).date()
-    end = _date("to", today)
-    start = _date("from", end - timedelta(days=29))
-    if start > end or (end - start).days > MAX_DAYS:
-        raise ApiError(422, "invalid_range", f"from must not be after to, and the range at most {MAX_DAYS} days")
+    start, end = date_range(request.args, svc.timezone)
     return workflow.dashboard(svc, start, end)

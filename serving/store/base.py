@@ -412,6 +412,10 @@ class SqlStore:
         """Per (stage, list manager): lists, lists with any feedback, lists with an "interested"."""
         return dashboard.list_outcomes(self, first, last)
 
+    def daily_outcomes(self, first: date, last: date) -> list[tuple]:
+        """Per (local day, stage, list manager): shown, judged, interested (the hit rate over time)."""
+        return dashboard.daily_outcomes(self, first, last)
+
     def feedback_counts(self, first: date, last: date) -> list[tuple]:
         """Per (recording manager, product, response): count of latest judgements recorded on local days
         [first, last]."""

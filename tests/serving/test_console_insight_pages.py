@@ -1,0 +1,85 @@
+"""The console's dashboard, monthly report, new-product wizard and models pages through Flask's test
+client (the browser walk in ``test_console_browser.py`` opens the same pages for real)."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def login(client, tokens, books):
+    """``login("manager")``: sign the test client in with that role's token; returns the CSRF token."""
+
+    def sign_in(role: str) -> str:
+        client.delete_cookie("lingxi_console")
+        page = client.get("/console/login").get_data(as_text=True)
+        response = client.post("/console/login", data={"token": tokens[role], "csrf_token": CSRF.search(page)[1]})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return CSRF.search(client.get("/console/today").get_data(as_text=True))[1]
+
+    return sign_in
+
+
+def answer_and_rerank(client, auth, customer: str, role: str = "manager") -> tuple[dict, dict]:
+    """Stage one, an "interested" on its first product, stage two: through the JSON API."""
+    response = client.post("/api/v1/recommendations", json={"customer_id": customer}, headers=auth(role))
+    assert response.status_code == 201, response.json
+    first = response.json
+    rid = first["recommendation_id"]
+    response = client.post(f"/api/v1/recommendations/{rid}/feedback", headers={
+        **auth(role), "Idempotency-Key": f"dash-{rid[:12]}"}, json={"items": [
+            {"product_id": first["products"][0]["product_id"], "response": "interested"},
+            {"product_id": first["products"][1]["product_id"], "response": "not_interested"}]})
+    assert response.status_code == 201, response.json
+    second = client.post(f"/api/v1/recommendations/{rid}/stage-two", json={}, headers=auth(role)).json
+    return first, second
+
+
+# -- dashboard -----------------------------------------------------------------------------------------
+def test_the_dashboard_shows_the_apis_figures_for_a_managers_own_book(client, login, auth, books):
+    for customer in books["M001"][:3]:
+        answer_and_rerank(client, auth, customer)
+    answer_and_rerank(client, auth, books["M002"][0], "manager2")
+    api = client.get("/api/v1/dashboard", headers=auth("admin")).json
+    login("manager")
+    page = client.get("/console/dashboard")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<svg" in html and 'role="img"' in html
+    own = next(m for m in api["by_manager"] if m["manager_id"] == "M001")
+    assert re.search(r'id="lists-shown">\s*3 / ', html)  # three stage-one lists of M001, not M002's
+    assert own["stage_one"]["lists"]["lists"] == 3
+    assert ">M002<" not in html  # another manager's row is not shown to a manager
+    rows = list(csv.reader(io.StringIO(client.get("/console/dashboard.csv").get_data(as_text=True))))
+    total = dict(zip(rows[0], next(r for r in rows if r[0] == "total")))
+    assert int(total["stage_one_judged"]) == own["stage_one"]["items"]["judged"] == 6
+    assert int(total["stage_one_interested"]) == own["stage_one"]["items"]["interested"] == 3
+    days = [r for r in rows if r[0] == "day"]
+    assert len(days) == 30 and sum(int(r[rows[0].index("stage_one_judged")]) for r in days) == 6
+
+
+def test_an_admin_sees_every_book_per_branch_and_class(client, login, auth, books):
+    answer_and_rerank(client, auth, books["M001"][0])
+    answer_and_rerank(client, auth, books["M002"][0], "manager2")
+    api = client.get("/api/v1/dashboard", headers=auth("admin")).json
+    login("admin")
+    html = client.get("/console/dashboard").get_data(as_text=True)
+    assert ">M001<" in html and ">M002<" in html
+    rows = list(csv.reader(io.StringIO(client.get("/console/dashboard.csv").get_data(as_text=True))))
+    header = rows[0]
+    total = dict(zip(header, next(r for r in rows if r[0] == "total")))
+    assert int(total["stage_one_shown"]) == api["stage_one"]["items"]["shown"]
+    branches = [dict(zip(header, r)) for r in rows if r[0] == "branch"]
+    assert sum(int(b["stage_one_shown"]) for b in branches) == api["stage_one"]["items"]["shown"]
+    classes = [dict(zip(header, r)) for r in rows if r[0] == "class"]
+    assert sum(int(c["stage_two_judged"]) for c in classes) == api["stage_two"]["items"]["judged"]
+
+
+def test_a_bad_date_range_is_a_message(client, login):
+    login("admin")
+    response = client.get("/console/dashboard?from=2025-03-10&to=2025-03-01")
+    assert response.status_code == 422 and 'role="alert"' in response.get_data(as_text=True)
