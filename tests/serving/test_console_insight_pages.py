@@ -83,3 +83,57 @@ def test_a_bad_date_range_is_a_message(client, login):
     login("admin")
     response = client.get("/console/dashboard?from=2025-03-10&to=2025-03-01")
     assert response.status_code == 422 and 'role="alert"' in response.get_data(as_text=True)
+
+
+# -- models ---------------------------------------------------------------------------------------------
+def publish_fake_versions(data_dir, n: int = 2) -> list[str]:
+    """``n`` finished versions over the test marts (each with a model's metadata), the newest current."""
+    import json
+    import shutil
+
+    from ml.core.versions import switch, version_dir, write_manifest
+
+    ids = []
+    for i in range(n):
+        version = f"2025070{i + 1}T021500000000Z"
+        folder = version_dir(data_dir, version)
+        shutil.copytree(data_dir / "marts", folder / "marts")
+        model = folder / "models" / f"2025070{i + 1}T010000000000-test"
+        model.mkdir(parents=True)
+        (model / "metadata.json").write_text(json.dumps({"data_snapshot": "2025-04-01", "rows": {"fit": 1000 + i},
+                                                         "calibration_table": {"production": {"map_at_5": 0.2 + i / 100}}}))
+        write_manifest(folder, {"version": version, "published_at": f"2025-07-0{i + 1}T02:15:00+00:00",
+                                "model_version": model.name, "model_dir": model.name})
+        ids.append(version)
+    switch(data_dir, ids[-1])
+    return ids
+
+
+def test_models_lists_versions_and_rolls_back_after_confirmation(client, login, data_dir):
+    old, new = publish_fake_versions(data_dir)
+    login("manager")
+    assert client.get("/console/models").status_code == 403  # admin only
+    token = login("admin")
+    html = client.get("/console/models").get_data(as_text=True)
+    assert old in html and new in html and "0.21" in html
+    confirm = client.get(f"/console/models/{old}/rollback")
+    assert confirm.status_code == 200 and 'name="confirm"' in confirm.get_data(as_text=True)
+    unconfirmed = client.post(f"/console/models/{old}/rollback", data={"csrf_token": token, "confirm": ""})
+    assert unconfirmed.status_code == 302 and (data_dir / "versions" / "CURRENT").read_text().strip() == new
+    assert client.post(f"/console/models/{old}/rollback", data={"confirm": old}).status_code == 400  # no CSRF token
+    done = client.post(f"/console/models/{old}/rollback", data={"csrf_token": token, "confirm": old, "reason": "bad night"})
+    assert done.status_code == 302 and (data_dir / "versions" / "CURRENT").read_text().strip() == old
+    audit = (data_dir / "versions" / "rollbacks.jsonl").read_text().strip().splitlines()
+    assert len(audit) == 1 and '"from": "%s"' % new in audit[0] and "admin-test" in audit[0] and "bad night" in audit[0]
+    assert client.get("/console/models/20990101T000000000000Z/rollback").status_code == 404
+
+
+def test_the_rollback_command_shares_the_function(data_dir, monkeypatch, capsys):
+    from ml.engine import rollback
+
+    old, new = publish_fake_versions(data_dir)
+    monkeypatch.setenv("LINGXI_DATA_DIR", str(data_dir))
+    assert rollback.main(["to", new, "--by", "ops"]) == 2  # already current
+    assert rollback.main(["to", old, "--by", "ops", "--reason", "test"]) == 0
+    assert [s["version"] for s in rollback.summaries(data_dir) if s["current"]] == [old]
+    assert rollback.history(data_dir)[0]["by"] == "ops"
