@@ -316,13 +316,18 @@ def record_feedback(services: Services, rec: Recommendation, manager_id: str, ke
 
 
 # -- cold start --------------------------------------------------------------------------------
-def cold_start(services: Services, product: dict[str, Any], n: int) -> dict[str, Any]:
+def cold_start(services: Services, product: dict[str, Any], n: int,
+               assumptions: Mapping[str, float] | None = None) -> dict[str, Any]:
     if product["product_id"] in services.catalogue:
         raise ApiError(422, "product_exists", "cold start analyses a product that is not in the catalogue yet")
     try:
-        result: ColdStartResult = services.engine.cold_start(product, n)
+        # without overrides, call as the contract's first version did (engines that take no assumptions)
+        result: ColdStartResult = (services.engine.cold_start(product, n, assumptions) if assumptions
+                                   else services.engine.cold_start(product, n))
     except NotImplementedError:
         raise ApiError(501, "not_implemented", "this engine version has no cold-start analysis") from None
+    except ValueError as exc:
+        raise ApiError(422, "invalid_assumptions", str(exc)) from None
     f = result.forecast
     return {
         "product_id": product["product_id"],
@@ -335,8 +340,15 @@ def cold_start(services: Services, product: dict[str, Any], n: int) -> dict[str,
         "forecast": {"horizon_months": f.horizon_months, "expected_adopters": float(f.expected_adopters),
                      "adopters_low": float(f.adopters_low), "adopters_high": float(f.adopters_high),
                      "expected_revenue_cny": float(f.expected_revenue_cny),
-                     "similar_products": list(f.similar_products), "assumptions": list(f.assumptions)},
+                     "similar_products": list(f.similar_products), "assumptions": list(f.assumptions),
+                     "revenue_low_cny": _float_or_none(f.revenue_low_cny),
+                     "revenue_high_cny": _float_or_none(f.revenue_high_cny),
+                     "parameters": {name: float(value) for name, value in f.parameters}},
     }
+
+
+def _float_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 # -- dashboard ---------------------------------------------------------------------------------

@@ -43,6 +43,10 @@ from ml.training.registry import load_model
 # ------------------------------------------------------------------------------------------------
 # 2. Targets, and the analyser that puts everything together
 # ------------------------------------------------------------------------------------------------
+# the forecast's assumptions a caller may override, as stated in its result
+EDITABLE_ASSUMPTIONS = ("horizon_months", "contact_rate", "contact_uplift", "margin", "average_balance_cny")
+
+
 class ColdStartAnalyser:
     """Scores a product defined by attributes for every customer of the current snapshot."""
 
@@ -184,6 +188,10 @@ class ColdStartAnalyser:
         fc = rep["forecast"]
         lines = assumption_lines(fc["assumptions"]) + (
             f"revenue range: CNY {fc['revenue_low_cny']:,.0f} - {fc['revenue_high_cny']:,.0f}",)
+        stated = fc["assumptions"]
+        parameters = tuple((name, float(stated[name])) for name in EDITABLE_ASSUMPTIONS if name in stated) + (
+            ("n_similar", float(len(fc["similar_products"]))),)
         forecast_ = Forecast(fc["horizon_months"], fc["expected_adopters"], fc["adopters_low"], fc["adopters_high"],
-                             fc["expected_revenue_cny"], tuple(fc["similar_products"]), lines)
+                             fc["expected_revenue_cny"], tuple(fc["similar_products"]), lines,
+                             fc["revenue_low_cny"], fc["revenue_high_cny"], parameters)
         return ColdStartResult(conflicts_, targets, forecast_, self.model_version, warnings_)

@@ -169,9 +169,10 @@ class Engine:
             excluded = self._excluded(lists.x, held, blocked, suppressed)
         return Ranking(products, f"{s1.model_version}+{self.reranker.version}", excluded)
 
-    def cold_start(self, product: Mapping[str, Any], n: int) -> ColdStartResult:
+    def cold_start(self, product: Mapping[str, Any], n: int,
+                   assumptions: Mapping[str, float] | None = None) -> ColdStartResult:
         analyser = ColdStartAnalyser.for_engine(self)
-        return analyser.analyse(product, n)
+        return analyser.analyse(product, n, assumptions)
 
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Set each customer's ``customer_feedback`` aggregates online to the counts of ``rows`` — all of

@@ -109,6 +109,10 @@ class Forecast:
     expected_revenue_cny: float
     similar_products: tuple[str, ...]
     assumptions: tuple[str, ...]
+    revenue_low_cny: float | None = None
+    revenue_high_cny: float | None = None
+    # the numbers the forecast used, by name (those a caller may override: see ``cold_start``)
+    parameters: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,11 @@ class RecommendationEngine(Protocol):
         product id -> ``interested`` | ``not_interested`` | ``already_owns`` (latest per product)."""
         ...
 
-    def cold_start(self, product: Mapping[str, Any], n: int) -> ColdStartResult:
-        """Analyse a product that is not in the catalogue: conflicts, top ``n`` targets, forecast."""
+    def cold_start(self, product: Mapping[str, Any], n: int,
+                   assumptions: Mapping[str, float] | None = None) -> ColdStartResult:
+        """Analyse a product that is not in the catalogue: conflicts, top ``n`` targets, forecast
+        (``assumptions`` override the forecast's: horizon_months, contact_rate, contact_uplift, margin,
+        average_balance_cny, n_similar; an unknown name raises ``ValueError``)."""
         ...
 
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:

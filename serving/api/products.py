@@ -31,7 +31,27 @@ def list_products():
                          for p in catalogue]}
 
 
-def _product(body: dict) -> dict:
+# the forecast assumptions a request may override: name -> (integer?, lowest, highest)
+ASSUMPTION_LIMITS = {"horizon_months": (True, 1, 60), "contact_rate": (False, 0.0, 1.0),
+                     "contact_uplift": (False, 0.0, 20.0), "margin": (False, 0.0, 1.0),
+                     "average_balance_cny": (False, 0.0, 1e9), "n_similar": (True, 1, 10)}
+
+
+def forecast_assumptions(body: dict) -> dict:
+    """The ``assumptions`` object of a cold-start request (only the names given), validated."""
+    given = v.obj(body, "assumptions", tuple(ASSUMPTION_LIMITS))
+    if not given:
+        return {}
+    out = {}
+    for name, (whole, lo, hi) in ASSUMPTION_LIMITS.items():
+        value = (v.integer(given, name, lo=int(lo), hi=int(hi)) if whole
+                 else v.number(given, name, lo=float(lo), hi=float(hi)))
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def product_definition(body: dict) -> dict:
     product = v.obj(body, "product", PRODUCT_FIELDS)
     if product is None:
         raise ApiError(400, "missing_field", "product is required")
@@ -64,9 +84,9 @@ def _product(body: dict) -> dict:
 def cold_start():
     """Conflicts with existing products, the best-matching target customers, and an uptake forecast."""
     body = v.json_body()
-    v.reject_unknown(body, ("product", "n_targets"))
-    product = _product(body)
+    v.reject_unknown(body, ("product", "n_targets", "assumptions"))
+    product = product_definition(body)
     n = v.integer(body, "n_targets", lo=1, hi=1000, default=100)
-    result = workflow.cold_start(services(), product, n)
+    result = workflow.cold_start(services(), product, n, forecast_assumptions(body))
     audit.note(t["customer_id"] for t in result["targets"])  # the admin reads these customers' scores
     return result

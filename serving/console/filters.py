@@ -28,6 +28,10 @@ def product_risk(product_id: str | None) -> str:
     return product.risk_label if product is not None else ""
 
 
+def reason_label(code: str) -> str:
+    return labels.label(labels.REASONS, code)
+
+
 def money(value: float | None) -> str:
     return "" if value is None else format_currency(value, "CNY")
 
@@ -48,5 +52,5 @@ def when(value: datetime | str | None, style: str = "short") -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(product_name=product_name, product_category=product_category,
-                                 product_risk=product_risk, money=money, number=number, when=when)
+                                 product_risk=product_risk, reason_label=reason_label, money=money, number=number, when=when)
     app.jinja_env.globals.update(labels=labels, label=labels.label)

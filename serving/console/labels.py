@@ -66,6 +66,19 @@ SUPPRESSION_REASONS = {
 
 STAGES = {1: _l("Stage one"), 2: _l("Stage two")}
 
+SEVERITIES = {"high": _l("High"), "medium": _l("Medium"), "low": _l("Low")}
+
+RELATIONS = {"substitute": _l("Substitute"), "complement": _l("Complement"), "overlap": _l("Overlap")}
+
+ASSUMPTIONS = {
+    "horizon_months": _l("Horizon (months)"),
+    "contact_rate": _l("Share of suitable customers contacted (0–1)"),
+    "contact_uplift": _l("Conversion multiplier when contacted"),
+    "margin": _l("Margin (0–1)"),
+    "average_balance_cny": _l("Average balance (CNY)"),
+    "n_similar": _l("Similar products compared"),
+}
+
 REASONS = {
     "ACTIVE_ACCOUNT": _l("Active account"),
     "ACTIVE_MOBILE_USER": _l("Active mobile banking user"),

@@ -137,3 +137,26 @@ def test_the_rollback_command_shares_the_function(data_dir, monkeypatch, capsys)
     assert rollback.main(["to", old, "--by", "ops", "--reason", "test"]) == 0
     assert [s["version"] for s in rollback.summaries(data_dir) if s["current"]] == [old]
     assert rollback.history(data_dir)[0]["by"] == "ops"
+
+
+# -- new product ----------------------------------------------------------------------------------------
+def test_the_new_product_wizard_from_a_template_to_targets_and_an_edited_forecast(client, login, books):
+    login("manager")
+    assert client.get("/console/products/new").status_code == 403  # admin only
+    login("admin")
+    form = client.get("/console/products/new?template=smart_wealth_plus").get_data(as_text=True)
+    assert 'value="WLT_SMART_PLUS"' in form and "智能理财Plus" in form
+    query = ("product_id=WLT_SMART_PLUS&name=Smart+Wealth+Plus&name_zh=%E6%99%BA%E8%83%BD&category=wealth&risk_level=R3"
+             "&min_investment_cny=10000&target_age_min=25&target_age_max=65&tags=balanced|digital&annual_value_cny=600")
+    page = client.get(f"/console/products/new?{query}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="conflicts"' in html and 'id="targets"' in html
+    assert re.search(r'id="adopters"><strong>10<', html)  # the fake engine: 50 x contact rate 0.2
+    edited = client.get(f"/console/products/new?{query}&a_contact_rate=0.5").get_data(as_text=True)
+    assert re.search(r'id="adopters"><strong>25<', edited) and 'id="a_contact_rate"' in edited
+    rows = list(csv.reader(io.StringIO(client.get(f"/console/products/new/targets.csv?{query}").get_data(as_text=True))))
+    assert rows[0][:3] == ["rank", "customer_id", "match_score"] and len(rows) > 1
+    scores = [int(r[2]) for r in rows[1:]]
+    assert scores == sorted(scores, reverse=True)
+    bad = client.get("/console/products/new?product_id=SAV_DEMAND&name=x&category=savings&risk_level=R1")
+    assert bad.status_code == 422 and 'role="alert"' in bad.get_data(as_text=True)  # already in the catalogue
