@@ -160,3 +160,36 @@ def test_the_new_product_wizard_from_a_template_to_targets_and_an_edited_forecas
     assert scores == sorted(scores, reverse=True)
     bad = client.get("/console/products/new?product_id=SAV_DEMAND&name=x&category=savings&risk_level=R1")
     assert bad.status_code == 422 and 'role="alert"' in bad.get_data(as_text=True)  # already in the catalogue
+
+
+# -- monthly report -------------------------------------------------------------------------------------
+def write_breakdown(marts) -> None:
+    """A small ``monthly_effect_breakdown`` mart: the bank, one branch, one manager, one product; two months."""
+    from datetime import date
+
+    import pandas as pd
+
+    rows = []
+    for month, n in ((date(2025, 2, 1), 100), (date(2025, 3, 1), 160)):
+        for dimension, value in (("bank", "all"), ("branch", "320211-00"), ("manager", "M001"), ("product", "WLT_WMP")):
+            rows.append({"report_month": month, "dimension": dimension, "dimension_value": value,
+                         "n_recommendations": n, "n_recommended_customers": n // 4, "n_customers": 400,
+                         "coverage": n / 4 / 400, "n_answered": n // 2, "n_interested": n // 5,
+                         "interest_rate": (n // 5) / (n // 2), "n_conversions": n // 20,
+                         "n_converted_customers": n // 20, "attributed_value_cny": 600.0 * (n // 20)})
+    pd.DataFrame(rows).to_parquet(marts / "monthly_effect_breakdown.parquet")
+
+
+def test_the_monthly_report_page_compares_with_the_previous_month(client, login, data_dir):
+    write_breakdown(data_dir / "marts")
+    login("manager")
+    page = client.get("/console/reports/monthly?month=2025-03")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "月度成效报告 2025-03" in html
+    assert 'id="kpi-n_recommendations">160<' in html and "+60" in html  # 160 against 100 in February
+    assert 'id="kpi-coverage">10.0%<' in html and "理财" in html  # WLT_WMP by its Chinese name
+    latest = client.get("/console/reports/monthly").get_data(as_text=True)
+    assert 'value="2025-03"' in latest  # the latest month with recommendations by default
+    empty = client.get("/console/reports/monthly?month=2024-01").get_data(as_text=True)
+    assert 'id="no-data"' in empty
+    assert client.get("/console/reports/monthly?month=2025-13").status_code == 422
