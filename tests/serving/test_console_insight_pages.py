@@ -7,6 +7,7 @@ import io
 import re
 
 import pytest
+from console_fakes import publish_fake_versions, write_breakdown
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -86,29 +87,6 @@ def test_a_bad_date_range_is_a_message(client, login):
 
 
 # -- models ---------------------------------------------------------------------------------------------
-def publish_fake_versions(data_dir, n: int = 2) -> list[str]:
-    """``n`` finished versions over the test marts (each with a model's metadata), the newest current."""
-    import json
-    import shutil
-
-    from ml.core.versions import switch, version_dir, write_manifest
-
-    ids = []
-    for i in range(n):
-        version = f"2025070{i + 1}T021500000000Z"
-        folder = version_dir(data_dir, version)
-        shutil.copytree(data_dir / "marts", folder / "marts")
-        model = folder / "models" / f"2025070{i + 1}T010000000000-test"
-        model.mkdir(parents=True)
-        (model / "metadata.json").write_text(json.dumps({"data_snapshot": "2025-04-01", "rows": {"fit": 1000 + i},
-                                                         "calibration_table": {"production": {"map_at_5": 0.2 + i / 100}}}))
-        write_manifest(folder, {"version": version, "published_at": f"2025-07-0{i + 1}T02:15:00+00:00",
-                                "model_version": model.name, "model_dir": model.name})
-        ids.append(version)
-    switch(data_dir, ids[-1])
-    return ids
-
-
 def test_models_lists_versions_and_rolls_back_after_confirmation(client, login, data_dir):
     old, new = publish_fake_versions(data_dir)
     login("manager")
@@ -163,23 +141,6 @@ def test_the_new_product_wizard_from_a_template_to_targets_and_an_edited_forecas
 
 
 # -- monthly report -------------------------------------------------------------------------------------
-def write_breakdown(marts) -> None:
-    """A small ``monthly_effect_breakdown`` mart: the bank, one branch, one manager, one product; two months."""
-    from datetime import date
-
-    import pandas as pd
-
-    rows = []
-    for month, n in ((date(2025, 2, 1), 100), (date(2025, 3, 1), 160)):
-        for dimension, value in (("bank", "all"), ("branch", "320211-00"), ("manager", "M001"), ("product", "WLT_WMP")):
-            rows.append({"report_month": month, "dimension": dimension, "dimension_value": value,
-                         "n_recommendations": n, "n_recommended_customers": n // 4, "n_customers": 400,
-                         "coverage": n / 4 / 400, "n_answered": n // 2, "n_interested": n // 5,
-                         "interest_rate": (n // 5) / (n // 2), "n_conversions": n // 20,
-                         "n_converted_customers": n // 20, "attributed_value_cny": 600.0 * (n // 20)})
-    pd.DataFrame(rows).to_parquet(marts / "monthly_effect_breakdown.parquet")
-
-
 def test_the_monthly_report_page_compares_with_the_previous_month(client, login, data_dir):
     write_breakdown(data_dir / "marts")
     login("manager")

@@ -48,9 +48,12 @@ INTEGERS = ("target_age_min", "target_age_max")
 
 def _typed(text: str, whole: bool, field: str):
     try:
-        return int(text) if whole else float(text)
+        value = float(text)
     except ValueError:
         raise ApiError(400, "invalid_value", f"{field} must be a number") from None
+    if whole and not value.is_integer():
+        raise ApiError(400, "invalid_value", f"{field} must be a whole number")
+    return int(value) if whole else value
 
 
 def definition(args) -> tuple[dict, dict]:
