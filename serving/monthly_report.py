@@ -19,7 +19,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ml.core.catalogue import load_catalogue
 
@@ -46,11 +48,10 @@ def previous_month(month: date) -> date:
     return date(month.year - 1, 12, 1) if month.month == 1 else date(month.year, month.month - 1, 1)
 
 
-def _rows(con: duckdb.DuckDBPyConnection, path: Path, month: date) -> dict[tuple[str, str], dict[str, Any]]:
-    columns = ", ".join(METRICS)
-    result = con.execute(f"SELECT dimension, dimension_value, {columns} FROM read_parquet(?) WHERE report_month = ?",
-                         [str(path), month]).fetchall()
-    return {(r[0], r[1]): dict(zip(METRICS, (float(v) if v is not None else None for v in r[2:]))) for r in result}
+def _rows(table: pa.Table, month: date) -> dict[tuple[str, str], dict[str, Any]]:
+    picked = table.filter(pc.equal(table["report_month"], pa.scalar(month, pa.date32()))).to_pylist()
+    return {(r["dimension"], r["dimension_value"]): {m: float(r[m]) if r[m] is not None else None for m in METRICS}
+            for r in picked}
 
 
 def _names(marts: Path) -> dict[tuple[str, str], tuple[str, str]]:
@@ -58,11 +59,13 @@ def _names(marts: Path) -> dict[tuple[str, str], tuple[str, str]]:
     names = {("product", p.product_id): (p.name_zh, p.name_en) for p in load_catalogue()}
     books = marts / BOOKS
     if books.exists():
-        with duckdb.connect() as con:
-            for branch_id, zh, en in con.execute(
-                    "SELECT DISTINCT branch_id, branch_name_zh, branch_name_en FROM read_parquet(?)"
-                    " WHERE branch_id IS NOT NULL", [str(books)]).fetchall():
-                names[("branch", branch_id)] = (zh or branch_id, en or branch_id)
+        columns = ["branch_id", "branch_name_zh", "branch_name_en"]
+        if set(columns) <= set(pq.read_schema(books).names):
+            branches = pq.read_table(books, columns=columns).group_by(columns).aggregate([]).to_pylist()
+            for row in branches:
+                if row["branch_id"] is not None:
+                    names[("branch", row["branch_id"])] = (row["branch_name_zh"] or row["branch_id"],
+                                                           row["branch_name_en"] or row["branch_id"])
     return names
 
 
@@ -77,10 +80,10 @@ def load(marts: Path, month: date) -> dict[str, Any]:
     if not path.exists():
         raise ReportError(f"no {path}: run `make warehouse` (dbt builds monthly_effect_breakdown)")
     before_month = previous_month(month)
-    with duckdb.connect() as con:
-        now, before = _rows(con, path, month), _rows(con, path, before_month)
-        months = [r[0] for r in con.execute("SELECT DISTINCT strftime(report_month, '%Y-%m') FROM read_parquet(?)"
-                                            " ORDER BY 1", [str(path)]).fetchall()]
+    table = pq.read_table(path, columns=["report_month", "dimension", "dimension_value", *METRICS])
+    table = table.set_column(0, "report_month", pc.cast(table["report_month"], pa.date32()))
+    now, before = _rows(table, month), _rows(table, before_month)
+    months = sorted({m.strftime("%Y-%m") for m in pc.unique(table["report_month"]).to_pylist()})
     names = _names(Path(marts))
     groups: dict[str, list[dict[str, Any]]] = {"bank": [], "branch": [], "manager": [], "product": []}
     for key in sorted(set(now) | set(before)):
