@@ -110,7 +110,7 @@ nginx:  ## install nginx from Debian when it is missing (as root): the proxy of 
 
 demo: pipeline  ## run the whole pipeline at demo scale and start the API
 	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT) || true
-	$(MAKE) --no-print-directory serve
+	LINGXI_AS_OF=$${LINGXI_AS_OF:-data} $(MAKE) --no-print-directory serve  # the demo's answers count from its data's date
 
 services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, chromium)
 	@bash scripts/services.sh test
