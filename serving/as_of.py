@@ -81,5 +81,4 @@ def resolve(setting: AsOfSetting, wall_now: datetime, timezone: str, snapshot_as
         day = cut
     else:
         day = wall_today
-    return AsOf(day, (day - wall_today).days, cut, setting.mode if day != wall_today or setting.mode == "now"
-                else setting.mode)
+    return AsOf(day, (day - wall_today).days, cut, setting.mode)
