@@ -34,13 +34,17 @@ def marts_dir(services: Services) -> Path:
 
 
 def daily(services: Services, start: date, end: date, managers: Collection[str] | None = None) -> list[dict]:
-    """Per local day of [start, end] (every day, empty ones too): judged and interested items and the
-    hit rate of each stage."""
+    """Per day of [start, end] on the as-of calendar (every day, empty ones too): judged and interested
+    items and the hit rate of each stage. The store counts wall days; they are shifted as the API's are."""
+    as_of = services.as_of()
     days: dict[str, dict[str, Any]] = {}
     for offset in range((end - start).days + 1):
         day = (start + timedelta(days=offset)).isoformat()
         days[day] = {"day": day, **{key: {"shown": 0, "judged": 0, "interested": 0} for key in STAGES.values()}}
-    for day, stage, manager, shown, judged, interested in services.store.daily_outcomes(start, end):
+    shift = timedelta(days=as_of.offset_days)
+    for wall_day, stage, manager, shown, judged, interested in services.store.daily_outcomes(as_of.to_wall(start),
+                                                                                             as_of.to_wall(end)):
+        day = (date.fromisoformat(str(wall_day)[:10]) + shift).isoformat()
         if (managers is not None and manager not in managers) or day not in days:
             continue
         acc = days[day][STAGES[stage]]
@@ -139,7 +143,7 @@ def conversion_after_interest(services: Services, start: date, end: date,
 
 def figures(services: Services, start: date, end: date, managers: Collection[str] | None = None) -> dict[str, Any]:
     """Everything the dashboard shows for [start, end]; ``managers`` narrows it to those books' lists."""
-    summary = dashboard(services, start, end, managers)
+    summary = dashboard(services, start, end, managers=managers)
     return {**summary, "daily": daily(services, start, end, managers),
             "by_branch": by_branch(summary, manager_branches(services)),
             "by_class": by_class(summary, services.catalogue),

@@ -6,7 +6,7 @@ from datetime import datetime
 from flask import Flask
 from flask_babel import format_currency, format_datetime, format_decimal
 
-from . import labels
+from .. import labels
 from .context import services
 from .i18n import is_chinese
 

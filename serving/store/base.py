@@ -51,8 +51,9 @@ class ShownProduct:
     rank: int
     score: float
     match_score: int
-    reasons: tuple[dict[str, str], ...] = ()
+    reasons: tuple[dict[str, Any], ...] = ()  # code, English text; template and params when translatable
     tags: tuple[str, ...] = ()
+    annual_value_cny: float | None = None     # the value the engine ranked with (not stored: the catalogue's)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Recommendation:
     model_version: str
     created_at: datetime
     products: tuple[ShownProduct, ...]
+    ordered_by: str | None = None  # the engine's Ranking.ordered_by (not stored)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from flask_babel import lazy_gettext as _l
 from ... import dashboard_breakdown
 from ...api.dashboard import date_range
 from ...errors import ApiError
-from .. import charts, labels
+from ... import labels
+from .. import charts
 from .. import context as ctx
 from ..blueprint import bp, nav_item
 from ..sessions import login_required
@@ -32,7 +33,7 @@ def _managers() -> set[str] | None:
 
 def _range():
     args = {k: v for k, v in request.args.items() if k in ("from", "to") and v.strip()}
-    return date_range(args, ctx.services().timezone)
+    return date_range(args, ctx.services().as_of())
 
 
 def _charts(figures: dict) -> dict:
