@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test messages bench attack backup restore clean
+.PHONY: help install data warehouse relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench attack backup restore clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -110,7 +110,7 @@ nginx:  ## install nginx from Debian when it is missing (as root): the proxy of 
 
 demo: pipeline  ## run the whole pipeline at demo scale and start the API
 	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT) || true
-	$(MAKE) --no-print-directory serve
+	LINGXI_AS_OF=$${LINGXI_AS_OF:-data} $(MAKE) --no-print-directory serve  # the demo's answers count from its data's date
 
 services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, chromium)
 	@bash scripts/services.sh test
@@ -119,9 +119,15 @@ test: $(INSTALLED) services nginx  ## the import contracts, then the full test s
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
-messages: $(INSTALLED)  ## re-extract the console's strings into its catalogues (then translate the new ones)
-	$(VENV)/bin/pybabel extract -F serving/console/babel.cfg -k _l --no-location --sort-output -o $(LINGXI_DATA_DIR)/messages.pot .
-	$(VENV)/bin/pybabel update -i $(LINGXI_DATA_DIR)/messages.pot -d serving/console/translations --ignore-obsolete --width 120
+MESSAGE_KEYWORDS = -k _l -k translate -k ApiError:3 -k invalid:3 -k _unavailable:2 -k reason:2 -k explain_reason:2 -k _warning:3
+messages: $(INSTALLED)  ## re-extract the API's and the console's strings into the catalogues (then translate the new ones)
+	$(VENV)/bin/pybabel extract -F serving/babel.cfg $(MESSAGE_KEYWORDS) --no-location --sort-output -o $(LINGXI_DATA_DIR)/messages.pot .
+	$(VENV)/bin/pybabel update -i $(LINGXI_DATA_DIR)/messages.pot -d serving/translations --ignore-obsolete --width 120
+
+MONTH ?= $(shell date -d "$$(date +%Y-%m-01) -1 month" +%Y-%m)
+report-monthly: $(INSTALLED)  ## the monthly effect report of MONTH=YYYY-MM from the marts: reports/monthly/effect-MONTH.*.pdf
+	@bash scripts/services.sh report
+	$(PY) -m serving.monthly_report --month $(MONTH)
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
 	@bash scripts/services.sh bench

@@ -9,6 +9,8 @@
 3. The serving load test (``benchmarks.loadtest``): gunicorn with the real app and engine over a
    scratch copy of the bank, open-loop load on loopback (stage one at 500/s, the highest rate with
    p95 < 100 ms, feedback writes at 200/s, segment queries) and durability under ``kill -9``.
+4. The console's pages (``benchmarks.console_latency``): p50 / p95 per page through gunicorn, one
+   signed-in manager and one admin clicking (closed loop).
 Writes reports/bench.json (merging with what is there, so steps can be rerun one by one).
 """
 from __future__ import annotations
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="full")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--only", nargs="*", choices=[*PIPELINE, "online", "serving"])
+    parser.add_argument("--only", nargs="*", choices=[*PIPELINE, "online", "serving", "console"])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for the serving load test")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread)")
     args = parser.parse_args(argv)
@@ -175,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         write_bench(paths.reports, {"feature_store_online_read": bench_online_reads(paths), **meta})
     if not only or "serving" in only:
         write_bench(paths.reports, {**meta, **bench_serving(paths, args.workers, args.threads)})  # n_customers: the snapshot served
+    if not only or "console" in only:
+        from benchmarks.console_latency import run as console_latency
+
+        write_bench(paths.reports, {"console_latency": console_latency(paths.data, workers=args.workers), **meta})
     print((paths.reports / "bench.json").read_text())
     return 0
 

@@ -41,6 +41,7 @@ from ml.recommendation.contract import (
     Reason,
     UnknownCustomer,
 )
+from ml.recommendation.explain import reason as explain_reason
 from ml.recommendation.match_score import MatchReference
 from ml.recommendation.rerankers import ANSWER_CODES, INTERESTED, CategoryRule
 from ml.recommendation.stage_one import StageOne
@@ -167,11 +168,13 @@ class Engine:
             if reported_all is not None:
                 held |= reported_all
             excluded = self._excluded(lists.x, held, blocked, suppressed)
-        return Ranking(products, f"{s1.model_version}+{self.reranker.version}", excluded)
+        return Ranking(products, f"{s1.model_version}+{self.reranker.version}", excluded,
+                       "interest" if lists.kind == "interest" else "expected_value")
 
-    def cold_start(self, product: Mapping[str, Any], n: int) -> ColdStartResult:
+    def cold_start(self, product: Mapping[str, Any], n: int,
+                   assumptions: Mapping[str, float] | None = None) -> ColdStartResult:
         analyser = ColdStartAnalyser.for_engine(self)
-        return analyser.analyse(product, n)
+        return analyser.analyse(product, n, assumptions)
 
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Set each customer's ``customer_feedback`` aggregates online to the counts of ``rows`` — all of
@@ -260,7 +263,8 @@ class Engine:
             product = self.catalogue[s1.products[j]]
             extra = feedback_reasons[i] if feedback_reasons else ()
             why = (extra + model_reasons[i])[: max(self.config.max_reasons, len(extra))]
-            out.append(RankedProduct(product.product_id, round(float(p[i]), 6), int(match[i]), why, product.tags))
+            out.append(RankedProduct(product.product_id, round(float(p[i]), 6), int(match[i]), why, product.tags,
+                                     float(s1.values[j])))
         return tuple(out)
 
     def _feedback_reasons(self, top: np.ndarray, answers: np.ndarray) -> list[tuple[Reason, ...]]:
@@ -276,12 +280,14 @@ class Engine:
             related = [a for a in liked if complement is not None
                        and complement[s1.positions[a], s1.positions[j]] > 0]
             if related:
-                name = self.catalogue[s1.products[related[0]]].name_en
-                reason = (Reason("FEEDBACK_COMPLEMENT", f"interested in {name}, which goes with this product"),)
+                pid = s1.products[related[0]]
+                reason = (explain_reason("FEEDBACK_COMPLEMENT", "interested in %(product)s, which goes with this product",
+                                         {"product": self.catalogue[pid].name_en}, product=pid),)
             elif same:
-                name = self.catalogue[s1.products[same[0]]].name_en
-                reason = (Reason("FEEDBACK_SAME_CATEGORY",
-                                 f"interested in {name}: another {s1.categories[j]} product"),)
+                pid = s1.products[same[0]]
+                reason = (explain_reason("FEEDBACK_SAME_CATEGORY", "interested in %(product)s: another %(category)s product",
+                                         {"product": self.catalogue[pid].name_en}, product=pid,
+                                         category=s1.categories[j]),)
             out.append(reason)
         return out
 

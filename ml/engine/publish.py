@@ -60,7 +60,8 @@ from ml.recommendation.stage_one_table import (
 from ml.training.registry import Registry
 
 MARTS_LINKED = ("customer_360.parquet", "customer_recent_events.parquet", "manager_books.parquet",
-                "customer_features_monthly.parquet", "labels_adoption.parquet")  # dbt replaces them by rename
+                "customer_features_monthly.parquet", "labels_adoption.parquet",
+                "recommendation_feedback.parquet", "monthly_effect_breakdown.parquet")  # dbt replaces them by rename
 MARTS_COPIED = ("product_relations.parquet",)  # ml.relations rewrites it in place
 MODEL_LINKED = ("model.txt", "calibration.joblib")  # written once, into a new version folder
 FEEDBACK_VIEW = "customer_feedback"

@@ -57,7 +57,7 @@ def batch_score(paths: Paths, k: int = 5, sample: int | None = None, config: Rec
     t_read = time.perf_counter() - started
     lists = s1.score_batch(x, k)
     t_score = time.perf_counter() - started - t_read
-    reference = MatchReference.fit(lists.probabilities, lists.allowed, s1.products, s1.model_version)
+    reference = MatchReference.fit(lists.probabilities, lists.allowed, s1.products, s1.model_version, s1.values)
     s1.reference = reference
     out_dir = paths.data / "scores"
     reference.save(out_dir / REFERENCE_FILE)

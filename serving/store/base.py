@@ -51,8 +51,9 @@ class ShownProduct:
     rank: int
     score: float
     match_score: int
-    reasons: tuple[dict[str, str], ...] = ()
+    reasons: tuple[dict[str, Any], ...] = ()  # code, English text; template and params when translatable
     tags: tuple[str, ...] = ()
+    annual_value_cny: float | None = None     # the value the engine ranked with (not stored: the catalogue's)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Recommendation:
     model_version: str
     created_at: datetime
     products: tuple[ShownProduct, ...]
+    ordered_by: str | None = None  # the engine's Ranking.ordered_by (not stored)
 
 
 @dataclass(frozen=True)
@@ -411,6 +413,10 @@ class SqlStore:
     def list_outcomes(self, first: date, last: date) -> list[tuple]:
         """Per (stage, list manager): lists, lists with any feedback, lists with an "interested"."""
         return dashboard.list_outcomes(self, first, last)
+
+    def daily_outcomes(self, first: date, last: date) -> list[tuple]:
+        """Per (local day, stage, list manager): shown, judged, interested (the hit rate over time)."""
+        return dashboard.daily_outcomes(self, first, last)
 
     def feedback_counts(self, first: date, last: date) -> list[tuple]:
         """Per (recording manager, product, response): count of latest judgements recorded on local days
