@@ -17,6 +17,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from ml.core.catalogue import load_catalogue
+from ml.engine.arms import ArmShares
 
 from . import audit_log, auth, errors, logs, metrics, ratelimit, release
 from . import config as serving_config
@@ -89,6 +90,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         suppression_days=int(app.config["LINGXI_SUPPRESSION_DAYS"]),
         trigger_window_days=int(app.config["LINGXI_TRIGGER_WINDOW_DAYS"]),
         timezone=app.config["LINGXI_TIMEZONE"],
+        arm_shares=ArmShares(challenger=float(app.config["LINGXI_CHALLENGER_SHARE"]),
+                             control=float(app.config["LINGXI_CONTROL_SHARE"]), salt=str(app.config["LINGXI_ARM_SALT"])),
     )
     if app.config.get("LINGXI_CLOCK"):
         services.clock = app.config["LINGXI_CLOCK"]

@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from ml.core.catalogue import Catalogue
+from ml.engine.arms import ArmShares
 from ml.recommendation.contract import (
     ALREADY_HELD,
     SUPPRESSED_NOT_INTERESTED,
@@ -29,6 +30,7 @@ from ml.recommendation.contract import (
     UnknownCustomer,
 )
 
+from . import arms
 from .access import Scope, require_visible_customer, require_visible_list
 from .engine import EngineSlot
 from .errors import ApiError
@@ -51,6 +53,7 @@ class Services:
     timezone: str = "Asia/Shanghai"
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     metrics: Any = None  # serving.metrics.ServingMetrics once the app has metrics
+    arm_shares: ArmShares = field(default_factory=ArmShares)
     _duck: threading.local = field(default_factory=threading.local)
 
     def release(self) -> Release | None:
@@ -222,16 +225,16 @@ def stage_one(services: Services, customer_id: str, k: int, scope: Scope, explai
     manager_id = scope.acting_manager
     engine = services.engine
     suppressed = suppressions(services, customer_id)
+    reasons = {p: s["reason"] for p, s in suppressed.items()}
     try:
-        ranking = engine.stage_one(customer_id, k, explain_exclusions=explain,
-                                   suppressed={p: s["reason"] for p, s in suppressed.items()})
+        arm, ranking, shadow = arms.stage_one(engine, services.arm_shares, customer_id, k, explain, reasons)
     except UnknownCustomer:
         raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
     if services.metrics is not None:
         services.metrics.stage_one_served(ranking)
     rec = Recommendation(uuid.uuid4().hex.upper(), customer_id, manager_id, 1, None, ranking.model_version,
-                         services.clock(), _products_from(ranking, services, suppressed, k))
-    services.store.log_recommendation(rec, reads)
+                         services.clock(), _products_from(ranking, services, suppressed, k), arm)
+    services.store.log_recommendation(rec, reads, shadow=shadow)
     return recommendation_body(rec, services, excluded=_excluded(ranking, suppressed) if explain else None)
 
 
@@ -254,14 +257,14 @@ def stage_two(services: Services, parent: Recommendation, k: int, manager_id: st
         raise ApiError(422, "no_feedback", "record feedback on this recommendation before asking for stage two")
     suppressed = suppressions(services, parent.customer_id)
     services.pusher.sync(parent.customer_id)  # the re-ranker reads the online aggregates: they must hold these answers
+    reasons = {p: s["reason"] for p, s in suppressed.items()}
     try:
-        ranking = services.engine.stage_two(parent.customer_id, [p.product_id for p in parent.products], feedback, k,
-                                            explain_exclusions=explain,
-                                            suppressed={p: s["reason"] for p, s in suppressed.items()})
+        arm, ranking = arms.stage_two(services.engine, parent, feedback, k, explain, reasons)
     except UnknownCustomer:
         raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
     rec = Recommendation(uuid.uuid4().hex.upper(), parent.customer_id, manager_id, 2, parent.recommendation_id,
-                         ranking.model_version, services.clock(), _products_from(ranking, services, suppressed, k))
+                         ranking.model_version, services.clock(), _products_from(ranking, services, suppressed, k),
+                         arm)
     services.store.log_recommendation(rec, reads)
     body = recommendation_body(rec, services, excluded=_excluded(ranking, suppressed) if explain else None)
     body["stage_one_feedback"] = [{"product_id": p, "response": r} for p, r in sorted(feedback.items())]

@@ -19,8 +19,8 @@ ARMS = (CHAMPION, CHALLENGER, CONTROL)
 
 @dataclass(frozen=True)
 class ArmShares:
-    challenger: float = 0.10
-    control: float = 0.05
+    challenger: float = 0.10  # only while a challenger is registered and published
+    control: float = 0.0      # an always-on control group: e.g. 0.05 (LINGXI_CONTROL_SHARE)
     salt: str = "lingxi-arms-v1"
 
     def __post_init__(self) -> None:

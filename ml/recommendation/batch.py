@@ -3,7 +3,10 @@
     python -m ml.recommendation.batch [--k 5] [--sample N] [--no-check]
 
 Writes ``scores/stage_one.parquet`` (every customer's list), ``scores/match_reference.json`` and the
-memory-mapped ``scores/stage_one_table/`` that serving answers from. With the check (default) it
+memory-mapped ``scores/stage_one_table/`` that serving answers from (and, with a registered
+challenger, its own table and reference under ``scores/challenger/``). The drift of every model
+input since the model's training snapshot (PSI) goes to ``reports/drift.json``; an input at or
+above the threshold flags the run. With the check (default) it
 also runs stage two for everyone on random answers and audits both lists against the raw customer
 table: suitability must hold whatever the answers (``reports/metrics.json`` → ``suitability``).
 """
@@ -38,7 +41,7 @@ from ml.recommendation.stage_one import (
     suitability_inputs,
 )
 from ml.recommendation.stage_two import shown_mask, stage_two_batch
-from ml.training.registry import load_model
+from ml.training.registry import load_challenger, load_model
 
 
 def batch_score(paths: Paths, k: int = 5, sample: int | None = None, config: RecommendConfig | None = None,
@@ -72,6 +75,9 @@ def batch_score(paths: Paths, k: int = 5, sample: int | None = None, config: Rec
                               "read_s": round(t_read, 1), "stage_one_s": round(t_score, 1),
                               "rows": int(len(frame))}
     result["drift"] = input_drift(paths, folder, x, drift_threshold)
+    challenger = load_challenger(paths)
+    if challenger is not None:
+        result["challenger"] = score_challenger(challenger[0], config, out_dir / stage_one_table.CHALLENGER_DIR, ids, x, k, source)
     if check:
         reranker = load_reranker(folder, config)
         rng = np.random.default_rng(seed)
@@ -89,6 +95,20 @@ def batch_score(paths: Paths, k: int = 5, sample: int | None = None, config: Rec
         write_metrics(paths.reports, {"suitability": result["suitability"]})
     result["total_s"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def score_challenger(model, config: RecommendConfig, out_dir: Path, ids: np.ndarray, x: np.ndarray, k: int,
+                     source: dict) -> dict:
+    """The challenger's stage-one table and match reference (serving answers its arm and its
+    shadow lists from them, as the champion's from ``scores/``)."""
+    started = time.perf_counter()
+    s1 = StageOne(model, config)
+    lists = s1.score_batch(x, k)
+    MatchReference.fit(lists.probabilities, lists.allowed, s1.products, s1.model_version).save(out_dir / REFERENCE_FILE)
+    stage_one_table.write(out_dir, ids, lists.x, lists.probabilities, s1.ranking_key(lists.probabilities, lists.raw),
+                          {"model_version": s1.model_version, "products": list(s1.products),
+                           "values": s1.values.tolist(), "feature_source": source})
+    return {"model_version": s1.model_version, "stage_one_s": round(time.perf_counter() - started, 1)}
 
 
 def input_drift(paths: Paths, model_folder: Path, x: np.ndarray, threshold: float | None = None) -> dict:
