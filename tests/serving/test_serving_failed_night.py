@@ -36,8 +36,10 @@ def _step(data_dir: Path, reports: Path, *args: str) -> subprocess.CompletedProc
                           text=True, timeout=900)
 
 
-def _answer(client, headers, customer: str) -> tuple[int, str | None, str | None]:
-    r = client.post(f"{V1}/recommendations", json={"customer_id": customer, "manager_id": "M001"}, headers=headers)
+def _answer(client, headers, customer: tuple[str, str]) -> tuple[int, str | None, str | None]:
+    r = client.post(f"{V1}/recommendations", json={"customer_id": customer[0], "manager_id": customer[1]},
+                    headers=headers)
+    assert r.status_code == 201, r.json
     return r.status_code, r.headers.get(VERSION_HEADER), (r.json or {}).get("model_version")
 
 
@@ -49,7 +51,11 @@ def test_a_night_killed_at_any_step_leaves_the_previous_version_serving(trained_
     data_dir, reports = working_dir(trained_data_dir, tmp_path), tmp_path / "reports"
     paths = Paths(data=data_dir, reports=reports)
     first = night(paths, sample=3000, retrain=False)
-    customer = StageOneTable.load(version_dir(data_dir, first["version"]) / "scores").ids[0].decode()
+    import pandas as pd
+
+    ids = {i.decode() for i in StageOneTable.load(version_dir(data_dir, first["version"]) / "scores").ids[:500]}
+    books = pd.read_parquet(data_dir / "marts" / "manager_books.parquet", columns=["customer_id", "manager_id"])
+    customer = next((c, m) for c, m in zip(books["customer_id"], books["manager_id"]) if c in ids and m)
     token = add_token(data_dir / "tokens.json", "crm-night", "crm")
     headers = {"Authorization": f"Bearer {token}"}
     app = create_app({"LINGXI_DATA_DIR": data_dir, "LINGXI_TOKENS_FILE": data_dir / "tokens.json",
