@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test bench attack backup restore challenger promote rollback impact monitor monitor-apply clean
+.PHONY: help install data warehouse relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test messages bench attack backup restore challenger promote rollback impact monitor monitor-apply clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -112,12 +112,16 @@ demo: pipeline  ## run the whole pipeline at demo scale and start the API
 	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT) || true
 	$(MAKE) --no-print-directory serve
 
-services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool)
+services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, chromium)
 	@bash scripts/services.sh test
 
 test: $(INSTALLED) services nginx  ## the import contracts, then the full test suite (builds its own test-scale data in a temp dir)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
+
+messages: $(INSTALLED)  ## re-extract the console's strings into its catalogues (then translate the new ones)
+	$(VENV)/bin/pybabel extract -F serving/console/babel.cfg -k _l --no-location --sort-output -o $(LINGXI_DATA_DIR)/messages.pot .
+	$(VENV)/bin/pybabel update -i $(LINGXI_DATA_DIR)/messages.pot -d serving/console/translations --ignore-obsolete --width 120
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
 	@bash scripts/services.sh bench

@@ -3,7 +3,8 @@
 ``make demo`` runs this before starting gunicorn. It makes sure two demo tokens exist (an admin and
 the manager of the example customer, from ``manager_books``: a manager only sees their own book),
 keeping their plaintext in ``$LINGXI_DATA_DIR/demo_tokens.json`` (mode 0600) and only their hashes
-in the tokens file, and prints a bash script of curl calls that walks the manager workflow: lookup,
+in the tokens file, and prints the console's address with both login tokens, then a bash script of
+curl calls that walks the manager workflow: lookup,
 segment (the manager's book), stage one, feedback, stage two, dashboard, cold start. Demo tokens are
 for a local demo only; revoke them with ``python -m serving.tokens revoke --name demo-admin``.
 """
@@ -70,6 +71,15 @@ def example_customer(data_dir: Path) -> tuple[str | None, str | None]:
     return customer, (str(mine["manager_id"][0].as_py()) if mine.num_rows else None)
 
 
+def console_note(base: str, tokens: dict[str, str], manager_id: str) -> str:
+    """Where the console is and how to log in (bash comments: the script stays runnable)."""
+    return "\n".join([
+        f"# Console (browser): {base}/console/ - log in with a token:",
+        f"#   manager {manager_id}: {tokens['manager']}",
+        f"#   admin: {tokens['admin']}",
+    ])
+
+
 def script(base: str, tokens: dict[str, str], customer_id: str, manager_id: str) -> str:
     """A bash script of curl calls over the whole workflow."""
     q = shlex.quote
@@ -84,6 +94,7 @@ def script(base: str, tokens: dict[str, str], customer_id: str, manager_id: str)
     return "\n".join([
         "#!/usr/bin/env bash",
         "# Lingxi API examples - demo tokens (local demo only), see serving/examples.py",
+        console_note(base, tokens, manager_id),
         "set -euo pipefail",
         f"BASE={q(base)}",
         f"ADMIN={q(tokens['admin'])}",

@@ -3,7 +3,8 @@
 #
 #   scripts/services.sh test    redis-server (Redis online store), postgresql (feedback store, pg_dump for
 #                               backups), wrk (load generator), promtool (alert rules), curl (README examples),
-#                               strace (the power-loss simulation of the SQLite store)
+#                               strace (the power-loss simulation of the SQLite store),
+#                               chromium + chromium-driver + a CJK font (the console's browser tests)
 #   scripts/services.sh bench   wrk
 #
 # Only installs: the tests start their own servers on loopback in temporary directories. Nothing is
@@ -28,6 +29,9 @@ case "$purpose" in
     have promtool || missing+=(prometheus)
     have curl || missing+=(curl)
     have strace || missing+=(strace)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+    { have fc-list && fc-list :lang=zh | grep -q .; } || missing+=(fonts-wqy-zenhei)  # Chinese text in screenshots
     ;;
   bench)
     have wrk || missing+=(wrk)

@@ -4,8 +4,9 @@
 applies ``test_config`` on top, and attaches the resources in ``init_app`` style: JSON errors,
 request logs, the audit log, tokens and rate limits, the product catalogue, the feedback store, the
 Prometheus metrics and the release manager (customer snapshot and engine of the published version,
-``serving.release``). Nothing is read or opened at import time, and nothing that can fail or take
-long (database, model, snapshot) blocks the boot.
+``serving.release``); then the API's blueprints and the managers' console (``serving.console``).
+Nothing is read or opened at import time, and nothing that can fail or take long (database, model,
+snapshot) blocks the boot.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from flask.json.provider import DefaultJSONProvider
 from ml.core.catalogue import load_catalogue
 from ml.engine.arms import ArmShares
 
-from . import audit_log, auth, errors, logs, metrics, ratelimit, release
+from . import audit_log, auth, console, errors, logs, metrics, ratelimit, release
 from . import config as serving_config
 from .api import register
 from .api.common import EXTENSION
@@ -102,4 +103,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     metrics.init_app(app)
     register(app)
+    console.init_app(app)
     return app

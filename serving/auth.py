@@ -236,6 +236,16 @@ class TokenRegistry:
             return None
         return entry.principal()
 
+    def principal(self, token_id: str) -> Principal | None:
+        """The principal of a token that is still registered (a console session re-checks its
+        token on every request, so a revoked token ends the session)."""
+        try:
+            self._reload()
+        except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError):
+            pass
+        entry = self._by_id.get(token_id)
+        return entry.principal() if entry is not None else None
+
 
 def _describe(exc: BaseException) -> str:
     """The error's type and message, without quoting the file (it holds token hashes)."""

@@ -24,6 +24,12 @@ Every key is a ``LINGXI_*`` name; ``create_app(test_config)`` may override any o
 | LINGXI_DB_CONNECT_TIMEOUT_SECONDS | 5 | PostgreSQL connect timeout (a refused connection fails at once) |
 | LINGXI_DB_TIMEOUT_SECONDS | 10 | PostgreSQL ``statement_timeout`` and SQLite ``busy_timeout``: past it a request gets 503 |
 | LINGXI_LOG_LEVEL | INFO | level of the ``lingxi.serving`` JSON logger |
+| LINGXI_SECRET_KEY | (generated) | signs the console's session cookie; unset: a random key kept in ``$LINGXI_DATA_DIR/console_secret.key`` |
+| LINGXI_CONSOLE_SESSION_MINUTES | 480 | a console login expires after this long |
+| LINGXI_CONSOLE_SECURE_COOKIE | 0 | send the console's cookies over HTTPS only (set to 1 behind TLS) |
+| LINGXI_CONTACT_COOLDOWN_DAYS | 14 | the call list leaves out customers shown a list or answered within this many days |
+| LINGXI_CALL_LIST_MIN_MATCH | 80 | a nightly match score at least this high puts a customer on the call list |
+| LINGXI_CALL_LIST_SIZE | 50 | customers per call-list page |
 | LINGXI_METRICS_TOKEN | (empty) | when set, ``/metrics`` requires ``Authorization: Bearer <this>``; open otherwise (see ``serving.metrics``) |
 | LINGXI_RATE_LIMITS | ``crm=300,manager=10,admin=10`` | requests per second per token by role (``off``: none); a token's own ``rate_limit`` wins; see ``serving.ratelimit`` |
 | LINGXI_RATE_BURST_SECONDS | 2 | a token may burst this many seconds' worth of requests |
@@ -75,6 +81,12 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LINGXI_DB_CONNECT_TIMEOUT_SECONDS": float(env.get("LINGXI_DB_CONNECT_TIMEOUT_SECONDS", 5)),
         "LINGXI_DB_TIMEOUT_SECONDS": float(env.get("LINGXI_DB_TIMEOUT_SECONDS", 10)),
         "LINGXI_LOG_LEVEL": env.get("LINGXI_LOG_LEVEL", "INFO"),
+        "LINGXI_SECRET_KEY": env.get("LINGXI_SECRET_KEY") or None,
+        "LINGXI_CONSOLE_SESSION_MINUTES": int(env.get("LINGXI_CONSOLE_SESSION_MINUTES", 480)),
+        "LINGXI_CONSOLE_SECURE_COOKIE": _bool(env.get("LINGXI_CONSOLE_SECURE_COOKIE", "0")),
+        "LINGXI_CONTACT_COOLDOWN_DAYS": int(env.get("LINGXI_CONTACT_COOLDOWN_DAYS", 14)),
+        "LINGXI_CALL_LIST_MIN_MATCH": int(env.get("LINGXI_CALL_LIST_MIN_MATCH", 80)),
+        "LINGXI_CALL_LIST_SIZE": int(env.get("LINGXI_CALL_LIST_SIZE", 50)),
         "LINGXI_METRICS_TOKEN": env.get("LINGXI_METRICS_TOKEN", ""),
         "LINGXI_RATE_LIMITS": env.get("LINGXI_RATE_LIMITS", DEFAULT_RATE_LIMITS),
         "LINGXI_RATE_BURST_SECONDS": float(env.get("LINGXI_RATE_BURST_SECONDS", 2)),

@@ -95,9 +95,14 @@ class Services:
 # -- customers ---------------------------------------------------------------------------------
 def suppressions(services: Services, customer_id: str) -> dict[str, dict[str, Any]]:
     """product id -> {reason, since, until}: "not interested" for N days, "already owns" for good."""
+    return suppressions_from(services, services.store.customer_judgements(customer_id))
+
+
+def suppressions_from(services: Services, judgements: Mapping[str, tuple[str, datetime]]) -> dict[str, dict[str, Any]]:
+    """``suppressions`` from a customer's latest judgements (product id -> (response, when))."""
     now = services.clock()
     out: dict[str, dict[str, Any]] = {}
-    for product_id, (response, recorded_at) in services.store.customer_judgements(customer_id).items():
+    for product_id, (response, recorded_at) in judgements.items():
         if response == "already_owns":
             out[product_id] = {"reason": ALREADY_HELD, "since": recorded_at, "until": None}
         elif response == "not_interested":

@@ -8,7 +8,8 @@ own that ``load_engine`` and the API's snapshot read unchanged:
 - ``marts/``: the customer snapshot (``customer_360``, recent events, managers' books), the marts
   cold start reads and the product relations;
 - ``models/``: the current model version (``CURRENT`` names it) with its re-ranker;
-- ``scores/``: the stage-one table and the match-score reference of that model;
+- ``scores/``: the stage-one table and the match-score reference of that model, and the nightly
+  lists (``stage_one.parquet``, the console's call lists read them);
 - ``feast/``: the feature sources, a copy of the Feast registry re-pointed at them, and a copy of
   the online store the ``features`` step materialised, seeded with the feedback aggregates of the
   export. Serving pushes fresh feedback into the version it answers from, so materialising the next
@@ -231,6 +232,8 @@ def add_scores(paths: Paths, folder: Path) -> dict[str, Any]:
     copy_table(table.folder, folder / "scores" / TABLE_DIR, meta)
     if (paths.data / "scores" / REFERENCE_FILE).exists():
         _copy(paths.data / "scores" / REFERENCE_FILE, folder / "scores" / REFERENCE_FILE)
+    if (paths.data / "scores" / "stage_one.parquet").exists():  # written by rename: a link is safe
+        _link(paths.data / "scores" / "stage_one.parquet", folder / "scores" / "stage_one.parquet")
     out = {"stage_one_table": table.version()}
     if Registry(paths.models).challenger() is not None:  # the challenger's table, scored over the same source
         scores = paths.data / "scores" / CHALLENGER_DIR

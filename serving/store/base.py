@@ -401,6 +401,37 @@ class SqlStore:
         sql = _LATEST.format(partition="product_id", where="customer_id = ?")
         return {row[1]: (row[4], self._ts_out(row[5])) for row in self._query(sql, (customer_id,))}
 
+    # -- a customer's history and a book's contacts (console) ------------------------------
+    def customer_recommendations(self, customer_id: str, limit: int = 20) -> list[Recommendation]:
+        """The customer's logged lists, newest first (at most ``limit``)."""
+        heads = self._query(
+            "SELECT recommendation_id FROM recommendation_lists WHERE customer_id = ?"
+            " ORDER BY created_at DESC, recommendation_id DESC LIMIT ?", (customer_id, int(limit)))
+        return [rec for (rid,) in heads if (rec := self.get_recommendation(rid)) is not None]
+
+    def _chunked(self, sql: str, customer_ids: Sequence[str], params: Sequence[Any] = ()) -> list[tuple]:
+        """Run ``sql`` (with ``{ids}`` for the placeholder list) over the ids in chunks of 500."""
+        rows: list[tuple] = []
+        for start in range(0, len(customer_ids), 500):
+            chunk = list(customer_ids[start:start + 500])
+            rows += self._query(sql.format(ids=", ".join("?" * len(chunk))), chunk + list(params))
+        return rows
+
+    def last_contacts(self, customer_ids: Sequence[str], since: datetime) -> dict[str, datetime]:
+        """customer id -> when the latest list was shown to them, for those shown one since ``since``."""
+        rows = self._chunked("SELECT customer_id, MAX(created_at) FROM recommendation_lists"
+                             " WHERE customer_id IN ({ids}) AND created_at >= ? GROUP BY customer_id",
+                             customer_ids, (self._ts_in(since),))
+        return {cid: self._ts_out(ts) for cid, ts in rows}
+
+    def judgements_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, tuple[str, datetime]]]:
+        """``customer_judgements`` for many customers at once: id -> product id -> (response, when)."""
+        sql = _LATEST.format(partition="customer_id, product_id", where="customer_id IN ({ids})")
+        out: dict[str, dict[str, tuple[str, datetime]]] = {}
+        for _rid, product_id, customer_id, _mid, response, recorded_at in self._chunked(sql, customer_ids):
+            out.setdefault(customer_id, {})[product_id] = (response, self._ts_out(recorded_at))
+        return out
+
     # -- dashboard (pre-aggregated daily counts, ``dashboard``) ----------------------------
     def item_outcomes(self, first: date, last: date) -> list[tuple]:
         """Per (stage, list manager, product): shown, judged, interested, not_interested, already_owns,

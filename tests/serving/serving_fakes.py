@@ -212,7 +212,9 @@ def make_customer_360(marts: Path, n: int = 400, seed: int = 11, *, events: bool
 
 def write_books(marts: Path, ids: Sequence[str], rng: np.random.Generator) -> pd.DataFrame:
     """``manager_books.parquet`` as the dbt mart writes it (one row per customer, sorted by manager)."""
-    managers = rng.choice(list(FAKE_MANAGERS), size=len(ids), p=[0.4, 0.3, 0.2, 0.1])
+    # A customer's manager follows from the id alone, so a customer keeps their manager in every version.
+    share = np.array([int(hashlib.sha256(cid.encode()).hexdigest()[:8], 16) / 16**8 for cid in ids])
+    managers = np.array(list(FAKE_MANAGERS))[np.searchsorted(np.cumsum([0.4, 0.3, 0.2, 0.1]), share, side="right")]
     frame = pd.DataFrame({
         "customer_id": list(ids),
         "branch_id": [FAKE_BRANCHES[m] for m in managers],

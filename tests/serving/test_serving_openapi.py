@@ -76,7 +76,7 @@ def test_every_route_is_documented(app, tokens):
     documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
     implemented = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.endpoint.startswith("console."):  # the console's HTML pages are no API
             continue
         path = rule.rule.replace("<", "{").replace(">", "}")
         implemented |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}

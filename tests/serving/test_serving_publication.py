@@ -63,7 +63,8 @@ def test_nightly_publication_while_requests_flow(night_dir: Path, tmp_path: Path
             cid = ids[i % len(ids)]
             i += 3
             try:
-                r = session.get(f"{base}{V1}/customers/{cid}", headers=headers, timeout=30)
+                r = session.get(f"{base}{V1}/customers/{cid}", headers=headers, timeout=30,
+                                params={"manager_id": manager_of[cid]})
                 seen.append(("lookup", r.status_code, r.headers.get(VERSION_HEADER), r.json().get("snapshot")))
                 r = session.post(f"{base}{V1}/recommendations", json={"customer_id": cid, "manager_id": manager_of[cid]},
                                  headers=headers, timeout=30)

@@ -102,13 +102,14 @@ def test_slow_clients_do_not_block_the_api_behind_the_proxy(front_door):
     headers = {"Authorization": f"Bearer {token}"}
     import pandas as pd
 
-    ids = list(pd.read_parquet(data_dir / "marts" / "customer_360.parquet", columns=["customer_id"])["customer_id"])
+    books = pd.read_parquet(data_dir / "marts" / "manager_books.parquet", columns=["customer_id", "manager_id"])
+    bodies = books.head(20).to_dict("records")  # stage one as the CRM asks: for the customer's manager
     slow = open_slow_clients(base, SLOW_CLIENTS)
     try:
         time.sleep(0.5)
         health = [timed("GET", f"{base}/healthz") for _ in range(20)]
-        stage_one = [timed("POST", f"{base}/api/v1/recommendations", json={"customer_id": cid}, headers=headers)
-                     for cid in ids[:20]]
+        stage_one = [timed("POST", f"{base}/api/v1/recommendations", json=body, headers=headers)
+                     for body in bodies]
     finally:
         for sock in slow:
             sock.close()
