@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench attack backup restore clean
+.PHONY: help install data warehouse relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench attack backup restore challenger promote rollback impact monitor monitor-apply clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -140,6 +140,30 @@ backup: $(INSTALLED)  ## back up the feedback store (KIND=auto: weekly full, els
 restore: $(INSTALLED)  ## restore the last full backup and its incrementals into TO=<store URL> (AT=<backup name>)
 	@test -n "$(TO)" || { echo "usage: make restore TO=sqlite:///path/feedback.db [AT=<backup name>] [FORCE=1]" >&2; exit 2; }
 	$(PY) -m serving.backup restore --to "$(TO)" $(if $(AT),--at $(AT)) $(if $(FORCE),--force)
+
+# Model operations: a challenger beside the current model, the arms' impact, promotion and rollback.
+# Each change of the registry is re-scored and published, so serving switches at once.
+challenger: $(INSTALLED)  ## register VERSION=<model version> as challenger (CLEAR=1 removes it), re-score and publish
+	$(PY) -m ml.training.registry challenger $(if $(CLEAR),--clear,$(VERSION))
+	$(MAKE) --no-print-directory score publish
+
+impact: $(INSTALLED)  ## champion vs challenger vs control on the logged answers: reports/impact.json (promote yes/no)
+	$(PY) -m ml.operations.impact
+
+promote: $(INSTALLED)  ## make the challenger (or VERSION=...) the current model, re-score and publish
+	$(PY) -m ml.training.registry promote $(VERSION)
+	$(MAKE) --no-print-directory score publish
+
+rollback: $(INSTALLED)  ## make the previously current model current again, re-score and publish
+	$(PY) -m ml.training.registry rollback
+	$(MAKE) --no-print-directory score publish
+
+monitor: $(INSTALLED)  ## monthly conversion per product from the marts; alerts with diagnosis: reports/monitor.json
+	$(PY) -m ml.operations.monitor check
+
+monitor-apply: $(INSTALLED)  ## apply the monitor's proposed rollback (PRODUCT=... to choose the alert), re-score and publish
+	$(PY) -m ml.operations.monitor apply $(if $(PRODUCT),--product $(PRODUCT))
+	$(MAKE) --no-print-directory score publish
 
 attack: $(INSTALLED) nginx  ## a scripted attack on the real app behind nginx and gunicorn (loopback, bounded; builds the data if missing): reports/security.json
 	@$(PY) -m benchmarks.attack --check || $(MAKE) --no-print-directory data nightly

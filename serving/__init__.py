@@ -18,6 +18,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from ml.core.catalogue import load_catalogue
+from ml.engine.arms import ArmShares
 
 from . import audit_log, auth, console, errors, i18n, logs, metrics, ratelimit, release
 from . import config as serving_config
@@ -93,6 +94,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         trigger_window_days=int(app.config["LINGXI_TRIGGER_WINDOW_DAYS"]),
         timezone=app.config["LINGXI_TIMEZONE"],
         as_of_setting=AsOfSetting.parse(app.config["LINGXI_AS_OF"]),
+        arm_shares=ArmShares(challenger=float(app.config["LINGXI_CHALLENGER_SHARE"]),
+                             control=float(app.config["LINGXI_CONTROL_SHARE"]), salt=str(app.config["LINGXI_ARM_SALT"])),
     )
     if app.config.get("LINGXI_CLOCK"):
         services.clock = app.config["LINGXI_CLOCK"]

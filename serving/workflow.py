@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from ml.core.catalogue import Catalogue
+from ml.engine.arms import ArmShares
 from ml.recommendation.contract import (
     ALREADY_HELD,
     SUPPRESSED_NOT_INTERESTED,
@@ -29,7 +30,7 @@ from ml.recommendation.contract import (
     UnknownCustomer,
 )
 
-from . import labels, wording
+from . import arms, labels, wording
 from .access import Scope, require_visible_customer, require_visible_list
 from .as_of import AsOf, AsOfSetting, resolve
 from .engine import EngineSlot
@@ -54,6 +55,7 @@ class Services:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     as_of_setting: AsOfSetting = field(default_factory=lambda: AsOfSetting("now"))
     metrics: Any = None  # serving.metrics.ServingMetrics once the app has metrics
+    arm_shares: ArmShares = field(default_factory=ArmShares)
     _duck: threading.local = field(default_factory=threading.local)
 
     def release(self) -> Release | None:
@@ -335,22 +337,21 @@ def stage_one(services: Services, customer_id: str, k: int, scope: Scope, explai
     manager_id = scope.acting_manager
     engine = services.engine
     suppressed = suppressions(services, customer_id)
+    reasons = {p: s["reason"] for p, s in suppressed.items()}
     try:
-        ranking = engine.stage_one(customer_id, k, explain_exclusions=explain,
-                                   suppressed={p: s["reason"] for p, s in suppressed.items()})
+        arm, ranking, shadow = arms.stage_one(engine, services.arm_shares, customer_id, k, explain, reasons)
+        products = _products_from(ranking, services, suppressed, k)
+        if len(products) < k and not explain:
+            # a short list always says why: ask the same arm again with the engine's exclusions (the same list)
+            arm, ranking, shadow = arms.stage_one(engine, services.arm_shares, customer_id, k, True, reasons)
+            products = _products_from(ranking, services, suppressed, k)
     except UnknownCustomer:
         raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
-    products = _products_from(ranking, services, suppressed, k)
-    if len(products) < k and not explain:
-        # a short list always says why: ask the engine for its exclusions (the same list)
-        ranking = engine.stage_one(customer_id, k, explain_exclusions=True,
-                                   suppressed={p: s["reason"] for p, s in suppressed.items()})
-        products = _products_from(ranking, services, suppressed, k)
     if services.metrics is not None:
         services.metrics.stage_one_served(ranking)
     rec = Recommendation(uuid.uuid4().hex.upper(), customer_id, manager_id, 1, None, ranking.model_version,
-                         services.clock(), products, getattr(ranking, "ordered_by", "expected_value"))
-    services.store.log_recommendation(rec, reads)
+                         services.clock(), products, getattr(ranking, "ordered_by", "expected_value"), arm)
+    services.store.log_recommendation(rec, reads, shadow=shadow)
     short = len(products) < k
     return recommendation_body(rec, services, excluded=_excluded(services, ranking, suppressed)
                                if explain or short else None, requested=k)
@@ -375,15 +376,14 @@ def stage_two(services: Services, parent: Recommendation, k: int, manager_id: st
         raise ApiError(422, "no_feedback", "record feedback on this recommendation before asking for stage two")
     suppressed = suppressions(services, parent.customer_id)
     services.pusher.sync(parent.customer_id)  # the re-ranker reads the online aggregates: they must hold these answers
+    reasons = {p: s["reason"] for p, s in suppressed.items()}
     try:
-        ranking = services.engine.stage_two(parent.customer_id, [p.product_id for p in parent.products], feedback, k,
-                                            explain_exclusions=explain,
-                                            suppressed={p: s["reason"] for p, s in suppressed.items()})
+        arm, ranking = arms.stage_two(services.engine, parent, feedback, k, explain, reasons)
     except UnknownCustomer:
         raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
     rec = Recommendation(uuid.uuid4().hex.upper(), parent.customer_id, manager_id, 2, parent.recommendation_id,
                          ranking.model_version, services.clock(), _products_from(ranking, services, suppressed, k),
-                         getattr(ranking, "ordered_by", "expected_value"))
+                         getattr(ranking, "ordered_by", "expected_value"), arm)
     services.store.log_recommendation(rec, reads)
     body = recommendation_body(rec, services, excluded=_excluded(services, ranking, suppressed) if explain else None)
     body["stage_one_feedback"] = [{"product_id": p, "response": r} for p, r in sorted(feedback.items())]

@@ -30,7 +30,7 @@ from ml.features.layout import (
 )
 from ml.features.layout import FEEDBACK_RESPONSES as RESPONSES
 from ml.features.online import CustomerNotFound
-from ml.recommendation import stage_one_table
+from ml.recommendation import control, stage_one_table
 from ml.recommendation.config import RecommendConfig
 from ml.recommendation.contract import (
     ALREADY_HELD,
@@ -66,6 +66,7 @@ class Engine:
         self.online = online
         self.reranker = reranker if reranker is not None else CategoryRule()
         self.table = table  # the nightly stage-one table, checked by load_engine (None: score live)
+        self.challenger: Engine | None = None  # a second model's engine (load_engine), served to a slice
         self._read_lock = threading.Lock()
 
     # -- protocol -------------------------------------------------------------------------------
@@ -76,7 +77,8 @@ class Engine:
                 "stage_two_objective": (self.config.stage_two_objective
                                         if getattr(self.reranker, "interest", None) is not None else "value"),
                 "match_reference": f"{ref.model_version}:{ref.n_customers}" if ref else "log-scale",
-                "stage_one_table": self.table.version() if self.table is not None else "none (live scoring)"}
+                "stage_one_table": self.table.version() if self.table is not None else "none (live scoring)",
+                **({"challenger": self.challenger.stage_one_scorer.model_version} if self.challenger else {})}
 
     def customer_profile(self, customer_id: str) -> Mapping[str, Any] | None:
         try:
@@ -117,6 +119,36 @@ class Engine:
         products = self._ranked(x[0], top, p, s1.match(p, top))
         excluded = self._excluded(x, reported, blocked, suppressed) if explain_exclusions else ()
         return Ranking(products, s1.model_version, excluded)
+
+    def stage_one_control(self, customer_id: str, k: int, *, suppressed: Mapping[str, str] | None = None,
+                          also_blocked: Sequence[str] = ()) -> Ranking:
+        """The control arm: the suitable products ranked by the rule-based match score alone (no
+        model), under the same suppressions; ``also_blocked`` (e.g. products already shown) too."""
+        s1 = self.stage_one_scorer
+        k = self._k(k)
+        reported, blocked = self._suppressions(suppressed)
+        if also_blocked:
+            blocked = np.zeros((1, len(s1.products)), dtype=bool) if blocked is None else blocked.copy()
+            blocked[0, [j for j, p in enumerate(s1.products) if p in set(also_blocked)]] = True
+        row = self._table_row(customer_id, suppressed)
+        if row is not None:
+            x = row.x[None, :]
+            allowed = ~np.isnan(row.probability)[None, :]
+            if blocked is not None:
+                allowed &= ~blocked
+        else:
+            features, _ = self._features(customer_id)
+            lists = s1.score_batch(features, k, reported=reported, blocked=blocked)
+            x, allowed = lists.x, lists.allowed
+        scores = control.rule_matrix(x, s1.products, self.catalogue)
+        top = control.rule_top(scores, allowed, k)[0]
+        out = []
+        for j in top[top >= 0]:
+            product = self.catalogue[s1.products[j]]
+            parts = control.rule_reasons(x, product)
+            out.append(RankedProduct(product.product_id, round(float(scores[0, j]) / 100, 6),
+                                     int(round(float(scores[0, j]))), parts[: self.config.max_reasons], product.tags))
+        return Ranking(tuple(out), control.CONTROL_VERSION, ())
 
     def _table_row(self, customer_id: str, suppressed: Mapping[str, str] | None) -> stage_one_table.TableRow | None:
         """The customer's nightly row, unless a reported holding changes the features (then the

@@ -185,11 +185,11 @@ def rule_scores(x: np.ndarray, product: Mapping) -> np.ndarray:
     return np.clip(total, 0.0, 100.0)
 
 
-def load_reference(paths: Paths, model: PropensityModel) -> MatchReference | None:
+def load_reference(paths: Paths, model: PropensityModel, scores_dir: Path | None = None) -> MatchReference | None:
     """The match-score reference the nightly batch wrote for this model version, or None (then
     match scores use a fixed log scale until the batch has run: serving never scans the snapshot;
     a reference from before the pooled expected values counts as none)."""
-    path = paths.data / "scores" / REFERENCE_FILE
+    path = (scores_dir or paths.data / "scores") / REFERENCE_FILE
     if not path.exists():
         return None
     ref = MatchReference.load(path)
