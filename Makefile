@@ -21,7 +21,7 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install data warehouse relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench attack backup restore challenger promote rollback impact monitor monitor-apply clean
+.PHONY: help install java data warehouse warehouse-spark relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench attack backup restore challenger promote rollback impact monitor monitor-apply clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,13 @@ data: $(INSTALLED)  ## generate the synthetic bank's raw tables (reused when SCA
 warehouse: $(INSTALLED)  ## dbt build: staging, intermediate, marts, tests; marts exported as Parquet
 	$(PY) -m serving.export
 	$(VENV)/bin/dbt build
+
+# Spark (dbt-spark's local session) needs Java 17+; scripts/services.sh installs it from Debian where it is missing.
+java:  ## Java 17+ for the Spark build (apt-get, as root, where java is missing)
+	@bash scripts/services.sh java
+
+warehouse-spark: $(INSTALLED) java  ## the same dbt build on a local Apache Spark; marts in data/spark/marts (docs/spark.md)
+	$(VENV)/bin/dbt build --target spark --target-path target/spark --log-path logs/spark
 
 relations: $(INSTALLED)  ## product relations (substitute / complement) from current holdings: marts/product_relations.parquet
 	$(PY) -m ml.relations --holdings $(LINGXI_DATA_DIR)/marts/holdings_current.parquet --time-col held_since \
@@ -112,12 +119,17 @@ demo: pipeline  ## run the whole pipeline at demo scale and start the API
 	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT) || true
 	LINGXI_AS_OF=$${LINGXI_AS_OF:-data} $(MAKE) --no-print-directory serve  # the demo's answers count from its data's date
 
-services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, chromium)
+services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, chromium, Java 17)
 	@bash scripts/services.sh test
 
-test: $(INSTALLED) services nginx  ## the import contracts, then the full test suite (builds its own test-scale data in a temp dir)
+# Two pytest-xdist workers, one per core; a module's tests stay on one worker (its module fixtures
+# are built once), the session's test bank is built once for both and the longest modules start
+# first (tests/conftest.py).
+TEST_WORKERS ?= 2
+
+test: $(INSTALLED) services nginx  ## the import contracts, then the full test suite over $(TEST_WORKERS) workers (builds its own test-scale data in a temp dir)
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 MESSAGE_KEYWORDS = -k _l -k translate -k ApiError:3 -k invalid:3 -k _unavailable:2 -k reason:2 -k explain_reason:2 -k _warning:3
 messages: $(INSTALLED)  ## re-extract the API's and the console's strings into the catalogues (then translate the new ones)
