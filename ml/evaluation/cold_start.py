@@ -157,8 +157,9 @@ def _precision_interval(score: np.ndarray, y: np.ndarray, n: int, tie: np.ndarra
             "lift_ci": metrics.top_n_lift_interval(ranked, top)}
 
 
-def figures_section(result: dict, command: str) -> dict:
-    """The ``cold_start`` section of docs/figures.json (the headline bank and product)."""
+def figures_section(result: dict, command: str, generator_seed: int | None) -> dict:
+    """The ``cold_start`` section of docs/figures.json (the headline bank and product); ``generator_seed``
+    is the development bank's, where the held-out-product model was trained."""
     from ml.evaluation.figures import provenance
 
     base = result["random_precision_at_n"]
@@ -170,8 +171,7 @@ def figures_section(result: dict, command: str) -> dict:
             rows[key] = {"value": result[key], "ci": ci["precision_ci"], "hits": ci["hits"],
                          "lift": result[key] / base if base else None, "lift_ci": ci["lift_ci"]}
     fc = result["forecast_check"]
-    return {"source": provenance(command, result["held_out_model"].get("generator_seed"),
-                                 result.get("bank_customers"), eval_generator_seed=result["bank_generator_seed"],
+    return {"source": provenance(command, generator_seed, result.get("bank_customers"), eval_generator_seed=result["bank_generator_seed"],
                                  cutoff=result["cutoff"]),
             "product_id": result["product_id"], "n": result["n"],
             "suitable_non_holders": result["suitable_non_holders"], "adopters": result["adopters"],
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         from ml.evaluation.figures import record
 
         command = "python -m ml.evaluation.cold_start " + " ".join(sys.argv[1:] if argv is None else argv)
-        record(args.figures, "cold_start", figures_section(result, command))
+        record(args.figures, "cold_start", figures_section(result, command, paths.generator_seed()))
     print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     return 0
 

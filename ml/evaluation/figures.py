@@ -2,7 +2,7 @@
 
     python -m ml.evaluation.figures                    # render README's section and docs/figures.md
     python -m ml.evaluation.figures --check            # exit 1 when either differs from the rendering
-    python -m ml.evaluation.figures --record-uci DIR   # the UCI benchmark's section from DIR/metrics.json
+    python -m ml.evaluation.figures --record-uci DIR   # only record the UCI section from DIR/metrics.json
 
 The evaluation (``python -m ml.evaluation.evaluate --figures``), the cold-start evaluation, the
 benchmark (``python -m benchmarks.bench --figures``) and ``--record-uci`` each replace their own
@@ -97,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--figures", type=Path, default=FIGURES_JSON)
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
-    parser.add_argument("--record-uci", type=Path, metavar="DIR", help="record the UCI report in DIR first")
+    parser.add_argument("--record-uci", type=Path, metavar="DIR", help="record the UCI report in DIR (no rendering)")
     args = parser.parse_args(argv)
-    if args.record_uci:
+    if args.record_uci:  # recording only: rendering is `make figures`, once every section is in
         record_uci(args.record_uci, args.figures)
+        return 0
     readme, page = rendered(read_report(args.figures))
     if args.check:
         stale = [p.name for p, text in ((README, readme), (FIGURES_MD, page))

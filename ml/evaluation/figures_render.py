@@ -89,8 +89,8 @@ def lists_section(section: dict, full: bool) -> list[str]:
                     f"is {ratio_text(sample, 'served_value_vs_posterior_oracle_by_value')} that of the posterior "
                     f"oracle ranked by probability × value."]
         if oracle:
-            every = oracle.get("every")
-            who = "every customer" if every == 1 else f"every {every}th customer"
+            step = oracle.get("every")
+            who = "every customer" if step == 1 else f"every {step}th customer"
             out += ["", f"Posterior oracle: {oracle.get('customers', 0):,} customers ({who}), {oracle.get('draws')} "
                         f"draws per pass, {oracle.get('nodes')} nodes; median effective draws "
                         f"{oracle.get('median_ess')} (10th percentile {oracle.get('p10_ess')}); "
@@ -163,18 +163,29 @@ def pipeline_section(section: dict) -> list[str]:
               "train": "`make train`", "score": "`make score`: nightly lists, stage-one table, suitability audit",
               "strategies": "`make strategies` (not nightly)", "evaluate": "`make evaluate` (not nightly)"}
     lines = ["### The nightly job", "", source_line(section["source"]), "",
-             "| step (one run) | wall | CPU | peak memory |", "|---|---|---|---|"]
+             "Wall time is the step's elapsed time on the machine as it was (other jobs included); CPU is the "
+             "step's own processes'.", "", "| step (one run) | wall | CPU | peak memory |", "|---|---|---|---|"]
     for name, step in section.get("steps", {}).items():
         lines.append(f"| {labels.get(name, name)} | {seconds(step['seconds'])} | {seconds(step['cpu_seconds'])} | "
                      f"{step['peak_rss_mb'] / 1000:.1f} GB |")
     if section.get("nightly_seconds") is not None:
+        nightly = ("warehouse", "relations", "features", "train", "score")
+        cpu = sum(section["steps"][n]["cpu_seconds"] for n in nightly if n in section["steps"])
         lines += ["", f"`make nightly` (warehouse, relations, features, train, score): "
-                      f"{section['nightly_seconds']:.0f} s in one run; step times vary from run to run on a shared "
-                      f"machine."]
+                      f"{section['nightly_seconds']:.0f} s wall, {cpu:.0f} s CPU, in one run; step times vary from "
+                      f"run to run on a shared machine."]
     return lines
 
 
-def serving_section(section: dict, online: dict | None) -> list[str]:
+def online_reads_section(online: dict) -> list[str]:
+    reads = ", ".join(f"{label} {with_ci(online[k]['value'], online[k]['ci'], '{:.3f} ms')}"
+                      for k, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")))
+    return ["### Online feature reads", "", source_line(online["source"]), "",
+            f"One customer's `stage_one_v1` online read, in-process over {online['reads']:,} random customers: "
+            f"{reads} (bootstrap 95% over the reads)."]
+
+
+def serving_section(section: dict) -> list[str]:
     lines = ["### Serving", "", source_line(section["source"]), "",
              f"Each load test ran {section['repeats']} times; the cells give the median run and, in brackets, "
              "the lowest and highest.", "", "| load | achieved | p50 | p95 | p99 | errors |", "|---|---|---|---|---|---|"]
@@ -191,16 +202,23 @@ def serving_section(section: dict, online: dict | None) -> list[str]:
         lines += ["", f"Durability (`kill -9` during feedback writes): {durable['present_after_restart']} of "
                       f"{durable['acknowledged']} acknowledged answers present after restart, {durable['duplicates']} "
                       f"duplicates, summed over the runs."]
-    if online:
-        reads = ", ".join(f"{label} {with_ci(online[k]['value'], online[k]['ci'], '{:.3f} ms')}"
-                          for k, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")))
-        lines += ["", f"One customer's `stage_one_v1` online read, in-process over {online['reads']:,} random "
-                      f"customers: {reads} (bootstrap 95% over the reads)."]
     return lines
 
 
+PRODUCERS = {  # every section, and the command that records it (with FIGURES=docs/figures.json)
+    "lists": "make evaluate", "cold_start": "make cold-start", "uci": "make uci", "pipeline": "make bench",
+    "online_reads": "make bench", "serving": "make bench",
+}
+
+
+def missing(doc: dict) -> list[str]:
+    """A line naming the sections the document does not have yet, and what records them."""
+    absent = [f"{name} (`{command}`)" for name, command in PRODUCERS.items() if name not in doc]
+    return [f"Not measured yet (absent from `docs/figures.json`): {', '.join(absent)}.", ""] if absent else []
+
+
 def sections(doc: dict, full: bool) -> list[str]:
-    out = []
+    out = missing(doc)
     if "lists" in doc:
         out += [*lists_section(doc["lists"], full), ""]
     if "cold_start" in doc:
@@ -209,8 +227,10 @@ def sections(doc: dict, full: bool) -> list[str]:
         out += [*uci_section(doc["uci"]), ""]
     if "pipeline" in doc:
         out += [*pipeline_section(doc["pipeline"]), ""]
+    if "online_reads" in doc:
+        out += [*online_reads_section(doc["online_reads"]), ""]
     if "serving" in doc:
-        out += [*serving_section(doc["serving"], doc.get("online_reads")), ""]
+        out += [*serving_section(doc["serving"]), ""]
     return out
 
 
