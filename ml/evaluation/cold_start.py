@@ -32,6 +32,7 @@ from ml.core import metrics
 from ml.core.catalogue import load_catalogue
 from ml.core.config import CUTOFFS, HOLDOUT_CUTOFF, LABEL_WINDOW_MONTHS, Paths
 from ml.core.reports import write_metrics
+from ml.evaluation import list_metrics
 from ml.features.pairs import pair_matrix, product_table
 from ml.features.snapshot import snapshot_features
 from ml.recommendation.match_score import rule_scores
@@ -154,7 +155,7 @@ def _precision_interval(score: np.ndarray, y: np.ndarray, n: int, tie: np.ndarra
     top = min(n, len(y))
     hits = int(ranked[:top].sum())
     return {"hits": hits, "n": top, "precision_ci": metrics.binomial_interval(hits, top),
-            "lift_ci": metrics.top_n_lift_interval(ranked, top)}
+            "lift_ci": list_metrics.top_n_lift_interval(ranked, top)}
 
 
 def figures_section(result: dict, command: str, generator_seed: int | None) -> dict:

@@ -112,7 +112,6 @@ def ratio_lines(block: dict) -> list[str]:
 
 
 def cold_start_section(section: dict) -> list[str]:
-    p = section["precision_at_n"]
     n = section["n"]
     lines = ["### Cold start", "", source_line(section["source"]), "",
              f"{section['product_id']} held out of training entirely and defined only by its attributes, ranked "

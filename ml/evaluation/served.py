@@ -22,6 +22,7 @@ import pandas as pd
 
 from ml.core import metrics
 from ml.core.config import HOLDOUT_CUTOFF, Paths
+from ml.evaluation import list_metrics
 from ml.recommendation.config import RecommendConfig
 from ml.recommendation.stage_one import StageOne
 from ml.training.model import PropensityModel
@@ -67,7 +68,7 @@ class ListRanker:
 
 def score_lists(scores: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Baselines and oracles: the K best eligible products by score."""
-    return {name: (metrics.top_k_positions(s, mask, K), s) for name, s in scores.items()}
+    return {name: (list_metrics.top_k_positions(s, mask, K), s) for name, s in scores.items()}
 
 
 def judge(lists: dict, labels: np.ndarray, mask: np.ndarray, values: np.ndarray, ratios: dict,
@@ -79,16 +80,16 @@ def judge(lists: dict, labels: np.ndarray, mask: np.ndarray, values: np.ndarray,
     for name in names:
         top, key = lists[name]
         lift_key = np.where(np.isfinite(key), key, -1.0)  # cells a list may not show rank last
-        parts.append(metrics.list_parts(top, labels, mask, values, lift_scores=lift_key))
+        parts.append(list_metrics.list_parts(top, labels, mask, values, lift_scores=lift_key))
     stacked = np.hstack(parts)
-    n_parts = len(metrics.LIST_PARTS)
+    n_parts = len(list_metrics.LIST_PARTS)
     sums, weights = metrics.poisson_bootstrap(stacked, replicates, seed)
     point = stacked.sum(axis=0)
     rows, samples = {}, {}
     for i, name in enumerate(names):
         cols = slice(i * n_parts, (i + 1) * n_parts)
-        value = metrics.list_figures(point[cols], len(labels))
-        samples[name] = metrics.list_figures(sums[:, cols], weights)
+        value = list_metrics.list_figures(point[cols], len(labels))
+        samples[name] = list_metrics.list_figures(sums[:, cols], weights)
         rows[name] = {**{f: float(value[f]) for f in FIGURES},
                       "ci": {f: metrics.interval(samples[name][f]) for f in FIGURES}}
     out_ratios = {}
@@ -130,7 +131,7 @@ def evaluate_lists(ranker: ListRanker, features: np.ndarray, labels: np.ndarray,
                   if name in ("served", "propensity_only", "oracle_prior", "oracle_true")}
         sample.update(score_lists({"oracle_posterior": p}, mask[rows]))
         by_value = p * ranker.values[None, :]
-        sample["oracle_posterior_by_value"] = (metrics.top_k_positions(by_value, mask[rows], K), by_value)
+        sample["oracle_posterior_by_value"] = (list_metrics.top_k_positions(by_value, mask[rows], K), by_value)
         out["sample"] = judge(sample, labels[rows], mask[rows], ranker.values, SAMPLE_RATIOS,
                               replicates=replicates)  # same seed: a sample of everyone gives the same intervals
     return out
