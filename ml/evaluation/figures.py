@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -35,15 +36,25 @@ def scale_name(customers: int | None) -> str:
     return names.get(customers, str(customers))
 
 
+def machine() -> dict:
+    """The machine as it was when a section was recorded: its cores, its 1-minute load average
+    (timings on a machine other jobs share are slower than on an idle one) and the operator's note
+    from ``LINGXI_FIGURES_NOTE`` (for instance that the machine was shared), when set."""
+    out = {"cores": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
+    note = os.environ.get("LINGXI_FIGURES_NOTE", "").strip()
+    return {**out, "note": note} if note else out
+
+
 def provenance(command: str, seed: int | None, customers: int | None, **extra) -> dict:
-    """Where a section's figures came from."""
+    """Where a section's figures came from, and on what machine state."""
     try:
         commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=PROJECT_ROOT,
                                 capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return {"command": command, "generator_seed": seed, "scale": scale_name(customers), "customers": customers,
-            "commit": commit, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra}
+            "commit": commit, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine(), **extra}
 
 
 def rounded(value, digits: int = 6):

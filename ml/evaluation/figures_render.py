@@ -20,6 +20,7 @@ ROW_LABELS = {
     "oracle_posterior_by_value": "posterior oracle ranked by probability × value",
     "oracle_true": "full oracle (knows the latent tastes and the realised window)",
 }
+NIGHTLY = ("warehouse", "relations", "features", "train", "score", "publish")  # benchmarks.bench.NIGHTLY
 NOTICE = ("<!-- Rendered by `make figures` from docs/figures.json: edit that file's producers, not this text. -->")
 
 
@@ -47,7 +48,15 @@ def source_line(source: dict) -> str:
         if source.get(key):
             parts.append(f"{label} {source[key]}")
     parts.append(f"commit `{source.get('commit')}`, {str(source.get('date', ''))[:10]}")
-    return f"*Source:* `{source.get('command')}` — " + "; ".join(parts) + "."
+    return f"*Source:* `{source.get('command')}` — " + "; ".join(parts) + "." + machine_text(source.get("machine"))
+
+
+def machine_text(machine: dict | None) -> str:
+    """The machine's state when the section was recorded (absent from older sections)."""
+    if not machine:
+        return ""
+    text = f" Machine: {machine.get('cores')} cores, load average {machine.get('load_average_1m')} when recorded"
+    return text + (f"; {machine['note'].rstrip('.')}." if machine.get("note") else ".")
 
 
 def list_table(block: dict, names, title: str) -> list[str]:
@@ -160,6 +169,7 @@ def pipeline_section(section: dict) -> list[str]:
               "warehouse": "`make warehouse`: feedback export + `dbt build`", "relations": "`make relations`",
               "features": "`make features`: vectors, `feast apply`, materialise the current snapshot",
               "train": "`make train`", "score": "`make score`: nightly lists, stage-one table, suitability audit",
+              "publish": "`make publish`: assemble and switch the version serving reads",
               "strategies": "`make strategies` (not nightly)", "evaluate": "`make evaluate` (not nightly)"}
     lines = ["### The nightly job", "", source_line(section["source"]), "",
              "Wall time is the step's elapsed time on the machine as it was (other jobs included); CPU is the "
@@ -168,9 +178,9 @@ def pipeline_section(section: dict) -> list[str]:
         lines.append(f"| {labels.get(name, name)} | {seconds(step['seconds'])} | {seconds(step['cpu_seconds'])} | "
                      f"{step['peak_rss_mb'] / 1000:.1f} GB |")
     if section.get("nightly_seconds") is not None:
-        nightly = ("warehouse", "relations", "features", "train", "score")
-        cpu = sum(section["steps"][n]["cpu_seconds"] for n in nightly if n in section["steps"])
-        lines += ["", f"`make nightly` (warehouse, relations, features, train, score): "
+        nightly = [n for n in NIGHTLY if n in section["steps"]]
+        cpu = sum(section["steps"][n]["cpu_seconds"] for n in nightly)
+        lines += ["", f"`make nightly` ({', '.join(nightly)}): "
                       f"{section['nightly_seconds']:.0f} s wall, {cpu:.0f} s CPU, in one run; step times vary from "
                       f"run to run on a shared machine."]
     return lines

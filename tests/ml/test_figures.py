@@ -67,3 +67,14 @@ def test_record_replaces_one_section_and_rounds(tmp_path):
     figures.record(path, "b", {"y": [2 / 3, float("nan")]})
     figures.record(path, "a", {"x": 0.25})
     assert json.loads(path.read_text()) == {"a": {"x": 0.25}, "b": {"y": [0.666667, None]}}
+
+
+def test_provenance_records_the_machine_state_and_the_operators_note(monkeypatch):
+    monkeypatch.setenv("LINGXI_FIGURES_NOTE", "shared with other jobs")
+    source = figures.provenance("cmd", 5, 20_000)
+    assert source["scale"] == "test" and source["machine"]["note"] == "shared with other jobs"
+    assert source["machine"]["cores"] >= 1 and source["machine"]["load_average_1m"] >= 0
+    line = figures_render.source_line(source)
+    assert "load average" in line and "shared with other jobs" in line
+    monkeypatch.delenv("LINGXI_FIGURES_NOTE")
+    assert "note" not in figures.provenance("cmd", 5, 20_000)["machine"]
