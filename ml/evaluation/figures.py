@@ -36,6 +36,24 @@ def scale_name(customers: int | None) -> str:
     return names.get(customers, str(customers))
 
 
+RENDERED = ("docs/figures.json", "docs/figures.md", "README.md")  # what recording and rendering rewrite
+
+
+def code_commit() -> str:
+    """The checkout's commit, ``-dirty`` when files other than the figures and their renderings
+    differ from it (a run that records several sections rewrites docs/figures.json as it goes)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      *(f":(exclude){p}" for p in RENDERED))
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if changed else "")
+
+
 def machine() -> dict:
     """The machine as it was when a section was recorded: its cores, its 1-minute load average
     (timings on a machine other jobs share are slower than on an idle one) and the operator's note
@@ -47,13 +65,8 @@ def machine() -> dict:
 
 def provenance(command: str, seed: int | None, customers: int | None, **extra) -> dict:
     """Where a section's figures came from, and on what machine state."""
-    try:
-        commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=PROJECT_ROOT,
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
     return {"command": command, "generator_seed": seed, "scale": scale_name(customers), "customers": customers,
-            "commit": commit, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "commit": code_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": machine(), **extra}
 
 
