@@ -1,5 +1,7 @@
 # Lingxi — the nightly pipeline and the two README commands (make demo, make test).
 # Variables: SCALE (test ≈ 20k, demo ≈ 100k, full = 1,108,828, or a number) and SEED.
+# FIGURES=docs/figures.json makes evaluate, cold-start, bench and uci record their figures there;
+# every measured figure: make bench cold-start uci figures SCALE=full SEED=11 FIGURES=docs/figures.json
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -15,13 +17,17 @@ PORT        ?= 8000
 WORKERS     ?= 2
 THREADS     ?= 1
 EVAL_SEED   ?= $(shell echo $$(( $(SEED) + 1000 )))
+FIGURES     ?=
+SERVING_REPEATS ?= 3
+UCI_DATA    ?= tests/data/uci-bank-marketing/bank-additional-full.csv.gz
+RECORD      := $(if $(FIGURES),--figures $(FIGURES))
 export LINGXI_DATA_DIR    ?= $(CURDIR)/data
 export LINGXI_REPORTS_DIR ?= $(CURDIR)/reports
 export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install java data warehouse warehouse-spark relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench attack backup restore challenger promote rollback impact monitor monitor-apply clean
+.PHONY: help install java data warehouse warehouse-spark relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench uci figures attack backup restore challenger promote rollback impact monitor monitor-apply clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,7 +75,7 @@ strategies: $(INSTALLED)  ## the imbalance-strategy review of the current model 
 	$(PY) -m ml.imbalance.strategy_review
 
 evaluate: $(INSTALLED)  ## evaluate on the held-out cut-off; writes reports/
-	$(PY) -m ml.evaluation.evaluate
+	$(PY) -m ml.evaluation.evaluate $(RECORD)
 
 nightly: warehouse relations features train score publish  ## the nightly job on the bank's extract, in order
 
@@ -98,7 +104,7 @@ replay: eval-bank  ## two-stage replay on the unseen seed (writes two_stage into
 		$(if $(REPLAY_SESSIONS),--sessions $(REPLAY_SESSIONS))
 
 cold-start: eval-bank  ## hold a product out of training, rank its real adopters (writes cold_start)
-	$(PY) -m ml.evaluation.cold_start --product PRO_CAR --eval-data-dir $(EVAL_DIR)
+	$(PY) -m ml.evaluation.cold_start --product PRO_CAR --eval-data-dir $(EVAL_DIR) $(RECORD)
 
 serve: $(INSTALLED)  ## start the API under gunicorn on $(HOST):$(PORT) (development: no proxy)
 	WEB_CONCURRENCY=$(WORKERS) $(VENV)/bin/gunicorn -c serving/gunicorn.conf.py --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) \
@@ -143,7 +149,16 @@ report-monthly: $(INSTALLED)  ## the monthly effect report of MONTH=YYYY-MM from
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
 	@bash scripts/services.sh bench
-	$(PY) -m benchmarks.bench --scale $(SCALE) --seed $(SEED) --workers $(WORKERS) --threads $(THREADS)
+	$(PY) -m benchmarks.bench --scale $(SCALE) --seed $(SEED) --workers $(WORKERS) --threads $(THREADS) \
+		--serving-repeats $(SERVING_REPEATS) $(RECORD)
+
+uci: $(INSTALLED)  ## the strategy table on the real UCI Bank Marketing calls (UCI_DATA): reports/uci/
+	$(PY) -m ml.imbalance.fit_table --data $(UCI_DATA) --target y --drop duration --positive-rate 0.02 \
+		--seed 7 --report $(LINGXI_REPORTS_DIR)/uci
+	$(if $(FIGURES),$(PY) -m ml.evaluation.figures --figures $(FIGURES) --record-uci $(LINGXI_REPORTS_DIR)/uci)
+
+figures: $(INSTALLED)  ## render README's "Measured figures" and docs/figures.md from docs/figures.json
+	$(PY) -m ml.evaluation.figures
 
 KIND ?= auto
 backup: $(INSTALLED)  ## back up the feedback store (KIND=auto: weekly full, else incremental; run daily)
