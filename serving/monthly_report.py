@@ -105,14 +105,16 @@ def render_html(report: dict[str, Any], language: str, data_dir: Path) -> str:
     """The report as one self-contained HTML document (styles inline), in ``language``."""
     from flask import Flask, render_template
 
-    from .console import filters, i18n
+    from . import i18n
+    from .console import filters
 
     app = Flask("lingxi_report", template_folder=str(Path(__file__).parent / "console" / "templates"))
     app.config.update(LINGXI_DATA_DIR=str(data_dir), LINGXI_TIMEZONE="Asia/Shanghai")
     i18n.init_app(app)
     filters.init_app(app)
     css = (Path(__file__).parent / "console" / "static" / "console.css").read_text(encoding="utf-8")
-    with app.test_request_context(headers={"Cookie": f"{i18n.COOKIE}={language}"}):
+    with app.test_request_context(f"{i18n.CONSOLE_PREFIX}/reports/monthly",
+                                  headers={"Cookie": f"{i18n.COOKIE}={language}"}):
         return render_template("console/monthly_report_print.html", report=report, css=css)
 
 

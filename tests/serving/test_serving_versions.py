@@ -42,7 +42,7 @@ def crm_body(customer_id: str, manager_of: dict[str, str]) -> dict:
 
 def lookup(client, headers, customer_id, manager_of):
     response = client.get(f"{V1}/customers/{customer_id}", headers=headers,
-                          query_string={"manager_id": manager_of[customer_id]})
+                          query_string={"manager_id": manager_of[customer_id], "include": "features"})
     assert response.status_code == 200, response.json
     return response
 
@@ -55,7 +55,7 @@ def test_the_engine_follows_the_published_version_without_a_restart(published, a
     cid = customer_ids[3]
     first = lookup(client, auth("crm"), cid, manager_of)
     assert first.headers[VERSION_HEADER] == FIRST
-    assert first.json["snapshot"] == FIRST and first.json["profile"]["model"] == f"fake-{FIRST}"
+    assert first.json["snapshot"] == FIRST and first.json["features"]["model"] == f"fake-{FIRST}"
     rec = client.post(f"{V1}/recommendations", json={"customer_id": cid, "manager_id": manager_of[cid]},
                       headers=auth("crm"))
     assert rec.json["model_version"] == f"fake-{FIRST}-stage1" and rec.headers[VERSION_HEADER] == FIRST
@@ -63,7 +63,7 @@ def test_the_engine_follows_the_published_version_without_a_restart(published, a
     make_version(published, SECOND, n=420)
     second = lookup(client, auth("crm"), cid, manager_of)
     assert second.headers[VERSION_HEADER] == SECOND
-    assert second.json["snapshot"] == SECOND and second.json["profile"]["model"] == f"fake-{SECOND}"
+    assert second.json["snapshot"] == SECOND and second.json["features"]["model"] == f"fake-{SECOND}"
     rec = client.post(f"{V1}/recommendations", json={"customer_id": cid, "manager_id": manager_of[cid]},
                       headers=auth("crm"))
     assert rec.json["model_version"] == f"fake-{SECOND}-stage1" and rec.headers[VERSION_HEADER] == SECOND
@@ -110,7 +110,7 @@ def test_a_version_that_fails_to_load_leaves_the_previous_one_answering(publishe
     client = app.test_client()
     make_version(published, SECOND)
     response = lookup(client, auth("crm"), customer_ids[0], manager_of)
-    assert response.headers[VERSION_HEADER] == FIRST and response.json["profile"]["model"] == f"fake-{FIRST}"
+    assert response.headers[VERSION_HEADER] == FIRST and response.json["features"]["model"] == f"fake-{FIRST}"
     ready = client.get("/readyz")
     assert ready.status_code == 200  # still serving a complete version
     status = ready.json["checks"]["version"]
@@ -149,7 +149,7 @@ def test_engine_load_failure_is_retried_with_backoff_and_503_says_why(published,
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "no current model" in ready.json["checks"]["engine"]["error"]
     # the snapshot answers meanwhile
-    assert lookup(client, auth("crm"), customer_ids[0], manager_of).json["profile"] is None
+    assert lookup(client, auth("crm"), customer_ids[0], manager_of).json["features"] is None
     deadline = time.monotonic() + 20
     while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -217,10 +217,10 @@ def test_switch_under_load_never_mixes_versions(tmp_path: Path, tokens, manager_
             i += 4
             try:
                 r = session.get(f"{base}{V1}/customers/{cid}", headers=headers, timeout=10,
-                                params={"manager_id": manager_of[cid]})
+                                params={"manager_id": manager_of[cid], "include": "features"})
                 body = r.json()
                 seen.append(("lookup", r.status_code, r.headers.get(VERSION_HEADER), body.get("snapshot"),
-                             (body.get("profile") or {}).get("model")))
+                             (body.get("features") or {}).get("model")))
                 r = session.post(f"{base}{V1}/recommendations", json=crm_body(cid, manager_of), headers=headers,
                                  timeout=10)
                 seen.append(("stage_one", r.status_code, r.headers.get(VERSION_HEADER), None, r.json().get("model_version")))
