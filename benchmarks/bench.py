@@ -32,7 +32,7 @@ from ml.core.reports import read_report, write_bench
 from ml.features.online import OnlineFeatures
 from ml.features.store import get_store
 
-# `make nightly`: what runs at 02:00 on the bank's extract (#4: under 10 minutes at full scale)
+# `make nightly`: what runs at 02:00 on the bank's extract (target: under 10 minutes at full scale)
 NIGHTLY = ("warehouse", "relations", "features", "train", "score", "publish")
 
 
@@ -157,9 +157,11 @@ def bench_serving(paths: Paths, workers: int = 2, threads: int = 1) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", default="full")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--only", nargs="*", choices=[*PIPELINE, "online", "serving"])
+    parser.add_argument("--scale", default="full", help="test (20k customers), demo (100k), full (1,108,828) or a number")
+    parser.add_argument("--seed", type=int, default=7, help="generator seed of the bank")
+    parser.add_argument("--only", nargs="*", choices=[*PIPELINE, "online", "serving"],
+                        help="run only these parts (pipeline steps, online reads, the serving load test); the others keep "
+                             "their figures in bench.json")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for the serving load test")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread)")
     args = parser.parse_args(argv)

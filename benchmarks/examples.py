@@ -132,8 +132,8 @@ def script(base: str, tokens: dict[str, str], customer_id: str, manager_id: str)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.examples", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--host", default="127.0.0.1", help="the API's host in the printed calls")
+    parser.add_argument("--port", type=int, default=8000, help="the API's port in the printed calls")
     args = parser.parse_args(argv)
     cfg = serving_config.finalise(serving_config.from_env())
     data_dir = Path(cfg["LINGXI_DATA_DIR"])

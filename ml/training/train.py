@@ -139,7 +139,7 @@ def fit_propensity(fit: TrainingSet, calibration: TrainingSet, seed: int, max_ro
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.training.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7, help="seed of the sampling and of LightGBM")
     parser.add_argument("--non-adopters-per-adopter", type=float, default=NON_ADOPTERS_PER_ADOPTER,
                         help="customers without an adoption kept per adopting customer (each cut-off)")
     args = parser.parse_args(argv)
