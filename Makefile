@@ -26,11 +26,15 @@ INSTALLED := $(VENV)/.installed
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# A .venv that is a symbolic link belongs to another checkout (a git worktree sharing it): installing
+# would re-point that checkout's editable install here, so it is left alone.
 $(INSTALLED): requirements.lock pyproject.toml
-	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e .
+	@if [ -L $(VENV) ]; then echo "$(VENV) is a link to a shared virtualenv: not reinstalling" >&2; else \
+		test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV); \
+		$(PY) -m pip install --quiet --upgrade "pip>=24"; \
+		$(PY) -m pip install --quiet -r requirements.lock; \
+		$(PY) -m pip install --quiet --no-deps -e .; \
+	fi
 	@touch $@
 
 install: $(INSTALLED)  ## create .venv and install the pinned dependencies
