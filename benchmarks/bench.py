@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
@@ -46,11 +45,10 @@ log = step_log("bench")
 def step_commands(customers: int, seed: int, paths: Paths) -> dict[str, list[list[str]]]:
     """Each step's commands, as the Makefile target of the same name runs them."""
     py = sys.executable
-    dbt = str(Path(sys.executable).with_name("dbt"))
     return {
         "datagen": [[py, "-m", "ml.datagen", "--customers", str(customers), "--seed", str(seed),
                      "--out", str(paths.raw), "--oracle-out", str(paths.oracle), "--quiet"]],
-        "warehouse": [[py, "-m", "serving.export"], [dbt, "build", "--quiet"]],
+        "warehouse": [[py, "-m", "serving.export"], [py, "-m", "ml.core.dbt_progress", "build"]],
         "relations": [[py, "-m", "ml.relations", "--holdings", str(paths.marts / "holdings_current.parquet"),
                        "--time-col", "held_since", "--out", str(paths.marts / "product_relations.parquet")]],
         "features": [[py, "-m", "ml.features"]],

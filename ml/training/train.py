@@ -131,7 +131,8 @@ def fit_propensity(fit: TrainingSet, calibration: TrainingSet, seed: int, max_ro
     (isotonic, weighted). Returns the booster, the calibrator and the calibration metrics."""
     ranking = calibration.ranking()
     booster = fit_booster(fit.x, fit.y, fit.w, seed, rounds=max_rounds, feval=ranking.lightgbm_metric(),
-                          valid=(calibration.x, calibration.y, calibration.w), patience=PATIENCE)
+                          valid=(calibration.x, calibration.y, calibration.w), patience=PATIENCE,
+                          progress_desc="LightGBM")
     raw = booster.predict(calibration.x)
     return booster, fit_calibrator(raw, calibration.y, calibration.w), ranking.report(raw)
 
