@@ -29,7 +29,7 @@ step_of = @i=0; n=0; for s in $(STEPS); do n=$$((n+1)); if [ "$$s" = "$(1)" ]; t
 	if [ $$i -gt 0 ]; then printf '[%d/%d] %s: %s\n' $$i $$n "$(1)" "$(2)" >&2; fi
 step = $(call step_of,$@,$(1))
 
-.PHONY: help install data warehouse relations features train rerank score publish strategies evaluate report nightly pipeline demo-build eval-bank replay cold-start serve serve-prod nginx demo services test messages bench attack backup restore clean
+.PHONY: help install data warehouse relations features train rerank score publish strategies evaluate report nightly pipeline demo-build eval-bank replay cold-start serve serve-prod nginx demo services test messages bench bench-demo attack backup restore clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -175,6 +175,10 @@ messages: $(INSTALLED)  ## re-extract the console's strings into its catalogues 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
 	@bash scripts/services.sh bench
 	$(PY) -m benchmarks.bench --scale $(SCALE) --seed $(SEED) --workers $(WORKERS) --threads $(THREADS)
+
+bench-demo: $(INSTALLED)  ## time `make demo` from a clean data dir and again (INSTALL=1: and a fresh install); README states it
+	$(PY) -m benchmarks.demo_timing --scale $(SCALE) --seed $(SEED) $(if $(INSTALL),--install)
+	$(PY) -m benchmarks.demo_timing --record docs/demo_timing.json
 
 KIND ?= auto
 backup: $(INSTALLED)  ## back up the feedback store (KIND=auto: weekly full, else incremental; run daily)
