@@ -25,6 +25,8 @@ INSTALLED := $(VENV)/.installed
 # STEPS for their prerequisites); a target run on its own prints no counter.
 STEPS :=
 comma := ,
+# the JSON summaries the steps print on stdout (the demo keeps them in a file: SUMMARY = >> FILE)
+SUMMARY :=
 step_of = @i=0; n=0; for s in $(STEPS); do n=$$((n+1)); if [ "$$s" = "$(1)" ]; then i=$$n; fi; done; \
 	if [ $$i -gt 0 ]; then printf '[%d/%d] %s: %s\n' $$i $$n "$(1)" "$(2)" >&2; fi
 step = $(call step_of,$@,$(1))
@@ -50,11 +52,11 @@ install: $(INSTALLED)  ## create .venv and install the pinned dependencies
 
 data: $(INSTALLED)  ## generate the synthetic bank's raw tables (reused when SCALE and SEED match)
 	$(call step,the synthetic bank's raw tables ($(SCALE) scale; reused when scale and seed match))
-	$(PY) -m ml.datagen --scale $(SCALE) --seed $(SEED) --out $(LINGXI_DATA_DIR)/raw --oracle-out $(LINGXI_DATA_DIR)/oracle --reuse
+	$(PY) -m ml.datagen --scale $(SCALE) --seed $(SEED) --out $(LINGXI_DATA_DIR)/raw --oracle-out $(LINGXI_DATA_DIR)/oracle --reuse $(SUMMARY)
 
 warehouse: $(INSTALLED)  ## dbt build: staging, intermediate, marts, tests; marts exported as Parquet
 	$(call step,dbt build of the warehouse and its tests$(comma) marts exported as Parquet)
-	$(PY) -m serving.export
+	$(PY) -m serving.export $(SUMMARY)
 	$(PY) -m ml.core.dbt_progress build
 
 relations: $(INSTALLED)  ## product relations (substitute / complement) from current holdings: marts/product_relations.parquet
@@ -64,19 +66,20 @@ relations: $(INSTALLED)  ## product relations (substitute / complement) from cur
 
 features: $(INSTALLED)  ## feast apply + materialise the online store
 	$(call step,feature vectors$(comma) feast apply$(comma) materialise the online store)
-	$(PY) -m ml.features
+	$(PY) -m ml.features $(SUMMARY)
 
+TRAIN_ARGS ?=
 train: $(INSTALLED)  ## train the propensity models (versioned under data/models)
 	$(call step,the propensity model (LightGBM; a new version under data/models))
-	$(PY) -m ml.training.train
+	$(PY) -m ml.training.train $(TRAIN_ARGS)
 
 score: $(INSTALLED)  ## nightly scoring: stage one for every customer, match-score reference, suitability audit
 	$(call step,stage one for every customer$(comma) the match-score reference$(comma) the suitability audit)
-	$(PY) -m ml.recommendation.batch
+	$(PY) -m ml.recommendation.batch $(SUMMARY)
 
 publish: $(INSTALLED)  ## publish snapshot, model, table, relations and features as one version; the API switches to it
 	$(call step,snapshot$(comma) model$(comma) table and features as one version$(comma) the API switches to it)
-	$(PY) -m ml.engine.publish
+	$(PY) -m ml.engine.publish $(SUMMARY)
 
 strategies: $(INSTALLED)  ## the imbalance-strategy review of the current model (not nightly: refits ten candidates)
 	$(PY) -m ml.imbalance.strategy_review
@@ -97,8 +100,8 @@ report: strategies evaluate  ## the strategy review and the held-out evaluation 
 RERANK_CUSTOMERS ?= $(if $(filter full,$(SCALE)),100000,)
 rerank: $(INSTALLED)  ## stage two's learned re-ranker for the current model, from simulated feedback sessions
 	$(call step,stage two's re-ranker from simulated feedback sessions)
-	$(PY) -m ml.evaluation.simulated_logs $(if $(RERANK_CUSTOMERS),--limit $(RERANK_CUSTOMERS))
-	$(PY) -m ml.recommendation.rerank_training
+	$(PY) -m ml.evaluation.simulated_logs $(if $(RERANK_CUSTOMERS),--limit $(RERANK_CUSTOMERS)) $(SUMMARY)
+	$(PY) -m ml.recommendation.rerank_training $(SUMMARY)
 
 EVAL_DIR := $(LINGXI_DATA_DIR)/eval_seed_$(EVAL_SEED)
 
@@ -145,19 +148,24 @@ nginx:  ## install nginx from Debian when it is missing (as root): the proxy of 
 # a second `make demo` starts the API in seconds.
 DEMO_STEPS  := install data warehouse relations features train rerank score publish
 DEMO_STAMP  := $(LINGXI_DATA_DIR)/demo-$(SCALE)-seed$(SEED).built
+# the demo's model learns from a smaller sample of customers without an adoption than the nightly's
+DEMO_TRAIN_ARGS ?= --min-non-adopters 20000
 DEMO_INPUTS := $(wildcard $(shell git ls-files ml models macros seeds feature_repo dbt_project.yml profiles.yml \
 	packages.yml 2>/dev/null || find ml models macros seeds feature_repo -type f))
 
 $(DEMO_STAMP): STEPS := $(DEMO_STEPS)
 $(DEMO_STAMP): $(INSTALLED) $(DEMO_INPUTS)
-	@rm -f $(LINGXI_DATA_DIR)/demo-*.built
+	@mkdir -p $(LINGXI_DATA_DIR) && rm -f $(LINGXI_DATA_DIR)/demo-*.built
 	@$(MAKE) --no-print-directory demo-build
 	@touch $@
 
 demo-build: STEPS := $(DEMO_STEPS)
+demo-build: TRAIN_ARGS := $(DEMO_TRAIN_ARGS)
+demo-build: SUMMARY := >> $(LINGXI_DATA_DIR)/demo-steps.log
 demo-build: data warehouse relations features train rerank score publish
 
 demo: $(DEMO_STAMP)  ## install, build a demo-scale bank and its models (reused when current), start the API and console
+	@echo "The demo bank and its models are in $(LINGXI_DATA_DIR) (rebuilt when the code$(comma) SCALE or SEED change)." >&2
 	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT)
 	@$(MAKE) --no-print-directory serve
 

@@ -56,5 +56,4 @@ def working(desc: str, every: float = 2.0) -> Iterator[None]:
     finally:
         stop.set()
         ticker.join()
-        bar.refresh()
-        bar.close()
+        bar.close()  # prints the final time once

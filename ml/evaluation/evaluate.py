@@ -187,7 +187,7 @@ def evaluate(paths: Paths) -> dict:
     write_metrics(paths.reports, {"evaluation": result, "summary": summary})
 
     write_report(paths.reports, result, holdout, {k: v[0] for k, v in candidates.items()}, model)
-    log(f"MAP@5 {summary['map_at_5']:.5f} vs observable oracle {summary['observable_oracle_map_at_5']}; "
+    log(f"MAP@5 {summary['map_at_5']:.5f} vs observable oracle {summary['observable_oracle_map_at_5'] or float('nan'):.5f}; "
         f"report in {paths.reports} ({time.perf_counter() - started:.0f} s)")
     return result
 

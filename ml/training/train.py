@@ -143,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="seed of the sampling and of LightGBM")
     parser.add_argument("--non-adopters-per-adopter", type=float, default=NON_ADOPTERS_PER_ADOPTER,
                         help="customers without an adoption kept per adopting customer (each cut-off)")
+    parser.add_argument("--min-non-adopters", type=int, default=MIN_NON_ADOPTERS,
+                        help="keep at least this many customer x cut-off rows without an adoption (or all); "
+                             "fewer train faster (the demo's quick model)")
     args = parser.parse_args(argv)
-    train(Paths.from_env(), args.seed, args.non_adopters_per_adopter)
+    train(Paths.from_env(), args.seed, args.non_adopters_per_adopter, min_non_adopters=args.min_non_adopters)
     return 0
 
 if __name__ == "__main__":
