@@ -87,9 +87,8 @@ strategies: $(INSTALLED)  ## the imbalance-strategy review of the current model 
 evaluate: $(INSTALLED)  ## evaluate on the held-out cut-off; writes reports/
 	$(PY) -m ml.evaluation.evaluate
 
-NIGHTLY_STEPS := warehouse relations features train score publish
-nightly: STEPS := $(NIGHTLY_STEPS)
-nightly: $(NIGHTLY_STEPS)  ## the nightly job on the bank's extract, in order
+nightly: warehouse relations features train score publish  ## the nightly job on the bank's extract, in order
+nightly: STEPS := warehouse relations features train score publish
 
 pipeline: data nightly report  ## generate the bank, the nightly job, the strategy review, the evaluation
 
