@@ -149,6 +149,8 @@ DEMO_STEPS  := install data warehouse relations features train rerank score publ
 DEMO_STAMP  := $(LINGXI_DATA_DIR)/demo-$(SCALE)-seed$(SEED).built
 # the demo's model learns from a smaller sample of customers without an adoption than the nightly's
 DEMO_TRAIN_ARGS ?= --min-non-adopters 20000
+# ... and its re-ranker from the simulated sessions of this many customers per cut-off
+DEMO_RERANK_CUSTOMERS ?= 20000
 DEMO_INPUTS := $(wildcard $(shell git ls-files ml models macros seeds feature_repo dbt_project.yml profiles.yml \
 	packages.yml 2>/dev/null || find ml models macros seeds feature_repo -type f))
 
@@ -160,6 +162,7 @@ $(DEMO_STAMP): $(INSTALLED) $(DEMO_INPUTS)
 
 demo-build: STEPS := $(DEMO_STEPS)
 demo-build: TRAIN_ARGS := $(DEMO_TRAIN_ARGS)
+demo-build: RERANK_CUSTOMERS := $(DEMO_RERANK_CUSTOMERS)
 demo-build: SUMMARY := >> $(LINGXI_DATA_DIR)/demo-steps.log
 demo-build: data warehouse relations features train rerank score publish
 
