@@ -31,7 +31,7 @@ step_of = @i=0; n=0; for s in $(STEPS); do n=$$((n+1)); if [ "$$s" = "$(1)" ]; t
 	if [ $$i -gt 0 ]; then printf '[%d/%d] %s: %s\n' $$i $$n "$(1)" "$(2)" >&2; fi
 step = $(call step_of,$@,$(1))
 
-.PHONY: help install data warehouse relations features train rerank score publish strategies evaluate report nightly pipeline demo-build eval-bank replay cold-start serve serve-prod nginx demo services test messages bench bench-demo attack backup restore clean
+.PHONY: help install data warehouse relations features train rerank score publish strategies evaluate report nightly pipeline demo-build eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench bench-demo attack backup restore challenger promote rollback impact monitor monitor-apply clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -169,7 +169,7 @@ demo-build: data warehouse relations features train rerank score publish
 demo: $(DEMO_STAMP)  ## install, build a demo-scale bank and its models (reused when current), start the API and console
 	@echo "The demo bank and its models are in $(LINGXI_DATA_DIR) (rebuilt when the code$(comma) SCALE or SEED change)." >&2
 	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT)
-	@$(MAKE) --no-print-directory serve
+	@LINGXI_AS_OF=$${LINGXI_AS_OF:-data} $(MAKE) --no-print-directory serve  # the demo's answers count from its data's date
 
 services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, chromium)
 	@bash scripts/services.sh test
@@ -178,9 +178,15 @@ test: $(INSTALLED) services nginx  ## the import contracts, then the full test s
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
-messages: $(INSTALLED)  ## re-extract the console's strings into its catalogues (then translate the new ones)
-	$(VENV)/bin/pybabel extract -F serving/console/babel.cfg -k _l --no-location --sort-output -o $(LINGXI_DATA_DIR)/messages.pot .
-	$(VENV)/bin/pybabel update -i $(LINGXI_DATA_DIR)/messages.pot -d serving/console/translations --ignore-obsolete --width 120
+MESSAGE_KEYWORDS = -k _l -k translate -k ApiError:3 -k invalid:3 -k _unavailable:2 -k reason:2 -k explain_reason:2 -k _warning:3
+messages: $(INSTALLED)  ## re-extract the API's and the console's strings into the catalogues (then translate the new ones)
+	$(VENV)/bin/pybabel extract -F serving/babel.cfg $(MESSAGE_KEYWORDS) --no-location --sort-output -o $(LINGXI_DATA_DIR)/messages.pot .
+	$(VENV)/bin/pybabel update -i $(LINGXI_DATA_DIR)/messages.pot -d serving/translations --ignore-obsolete --width 120
+
+MONTH ?= $(shell date -d "$$(date +%Y-%m-01) -1 month" +%Y-%m)
+report-monthly: $(INSTALLED)  ## the monthly effect report of MONTH=YYYY-MM from the marts: reports/monthly/effect-MONTH.*.pdf
+	@bash scripts/services.sh report
+	$(PY) -m serving.monthly_report --month $(MONTH)
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
 	@bash scripts/services.sh bench
@@ -198,7 +204,31 @@ restore: $(INSTALLED)  ## restore the last full backup and its incrementals into
 	@test -n "$(TO)" || { echo "usage: make restore TO=sqlite:///path/feedback.db [AT=<backup name>] [FORCE=1]" >&2; exit 2; }
 	$(PY) -m serving.backup restore --to "$(TO)" $(if $(AT),--at $(AT)) $(if $(FORCE),--force)
 
-attack: $(INSTALLED)  ## a scripted attack on the real app under gunicorn (loopback, bounded; builds the data if missing): reports/security.json
+# Model operations: a challenger beside the current model, the arms' impact, promotion and rollback.
+# Each change of the registry is re-scored and published, so serving switches at once.
+challenger: $(INSTALLED)  ## register VERSION=<model version> as challenger (CLEAR=1 removes it), re-score and publish
+	$(PY) -m ml.training.registry challenger $(if $(CLEAR),--clear,$(VERSION))
+	$(MAKE) --no-print-directory score publish
+
+impact: $(INSTALLED)  ## champion vs challenger vs control on the logged answers: reports/impact.json (promote yes/no)
+	$(PY) -m ml.operations.impact
+
+promote: $(INSTALLED)  ## make the challenger (or VERSION=...) the current model, re-score and publish
+	$(PY) -m ml.training.registry promote $(VERSION)
+	$(MAKE) --no-print-directory score publish
+
+rollback: $(INSTALLED)  ## make the previously current model current again, re-score and publish
+	$(PY) -m ml.training.registry rollback
+	$(MAKE) --no-print-directory score publish
+
+monitor: $(INSTALLED)  ## monthly conversion per product from the marts; alerts with diagnosis: reports/monitor.json
+	$(PY) -m ml.operations.monitor check
+
+monitor-apply: $(INSTALLED)  ## apply the monitor's proposed rollback (PRODUCT=... to choose the alert), re-score and publish
+	$(PY) -m ml.operations.monitor apply $(if $(PRODUCT),--product $(PRODUCT))
+	$(MAKE) --no-print-directory score publish
+
+attack: $(INSTALLED) nginx  ## a scripted attack on the real app behind nginx and gunicorn (loopback, bounded; builds the data if missing): reports/security.json
 	@$(PY) -m benchmarks.attack --check || $(MAKE) --no-print-directory data nightly
 	$(PY) -m benchmarks.attack --workers $(WORKERS)
 

@@ -9,6 +9,8 @@
 3. The serving load test (``benchmarks.loadtest``): gunicorn with the real app and engine over a
    scratch copy of the bank, open-loop load on loopback (stage one at 500/s, the highest rate with
    p95 < 100 ms, feedback writes at 200/s, segment queries) and durability under ``kill -9``.
+4. The console's pages (``benchmarks.console_latency``): p50 / p95 per page through gunicorn, one
+   signed-in manager and one admin clicking (closed loop).
 Writes reports/bench.json (merging with what is there, so steps can be rerun one by one).
 """
 from __future__ import annotations
@@ -157,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="full", help="test (20k customers), demo (100k), full (1,108,828) or a number")
     parser.add_argument("--seed", type=int, default=7, help="generator seed of the bank")
-    parser.add_argument("--only", nargs="*", choices=[*PIPELINE, "online", "serving"],
-                        help="run only these parts (pipeline steps, online reads, the serving load test); the others keep "
-                             "their figures in bench.json")
+    parser.add_argument("--only", nargs="*", choices=[*PIPELINE, "online", "serving", "console"],
+                        help="run only these parts (pipeline steps, online reads, the serving load test, the console); "
+                             "the others keep their figures in bench.json")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for the serving load test")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread)")
     args = parser.parse_args(argv)
@@ -175,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         write_bench(paths.reports, {"feature_store_online_read": bench_online_reads(paths), **meta})
     if not only or "serving" in only:
         write_bench(paths.reports, {**meta, **bench_serving(paths, args.workers, args.threads)})  # n_customers: the snapshot served
+    if not only or "console" in only:
+        from benchmarks.console_latency import run as console_latency
+
+        write_bench(paths.reports, {"console_latency": console_latency(paths.data, workers=args.workers), **meta})
     print((paths.reports / "bench.json").read_text())
     return 0
 

@@ -101,6 +101,7 @@ def run_demo(env: dict[str, str], port: int, scale: str, seed: int, timeout: flo
         with open(transcript, "ab") as out:
             for raw in process.stdout:
                 out.write(raw)
+                out.flush()  # the transcript can be followed while the demo runs
                 line = raw.decode(errors="replace")
                 match = STEP_LINE.match(line)
                 if match:

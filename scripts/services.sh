@@ -6,6 +6,7 @@
 #                               strace (the power-loss simulation of the SQLite store),
 #                               chromium + chromium-driver + a CJK font (the console's browser tests)
 #   scripts/services.sh bench   wrk
+#   scripts/services.sh report  chromium + a CJK font (the monthly report's PDF, printed headless)
 #
 # Only installs: the tests start their own servers on loopback in temporary directories. Nothing is
 # started here, and apt is kept from starting the packages' system services (a policy-rc.d for the
@@ -36,8 +37,12 @@ case "$purpose" in
   bench)
     have wrk || missing+=(wrk)
     ;;
+  report)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    { have fc-list && fc-list :lang=zh | grep -q .; } || missing+=(fonts-wqy-zenhei)
+    ;;
   *)
-    echo "usage: $0 [test|bench]" >&2
+    echo "usage: $0 [test|bench|report]" >&2
     exit 2
     ;;
 esac

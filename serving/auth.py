@@ -229,8 +229,10 @@ class TokenRegistry:
             return None
         self._reload()
         if self.error is not None:
-            raise ApiError(503, "tokens_unavailable", f"the API tokens cannot be read ({self.error}); they are "
-                           f"re-read within {self.check_seconds:g} s of a change", headers={"Retry-After": "2"})
+            raise ApiError(503, "tokens_unavailable", "the API tokens cannot be read (%(error)s); they are re-read "
+                           "within %(seconds)s s of a change", params={"error": self.error,
+                                                                       "seconds": f"{self.check_seconds:g}"},
+                           headers={"Retry-After": "2"})
         entry = self._by_id.get(match.group(1))
         if entry is None or not hmac.compare_digest(entry.digest, digest(entry.salt, token)):
             return None
@@ -289,7 +291,8 @@ def require(*roles: str) -> Callable:
                 if principal.role == "admin" and request.method != "GET":
                     raise ApiError(403, "admin_read_only",
                                    "the admin role reads everything but writes nothing in a manager's name")
-                raise ApiError(403, "forbidden", f"role {principal.role!r} may not call this endpoint")
+                raise ApiError(403, "forbidden", "role %(role)s may not call this endpoint",
+                               params={"role": principal.role})
             return view(*args, **kwargs)
 
         wrapper.roles = tuple(roles)  # type: ignore[attr-defined]

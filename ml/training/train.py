@@ -25,6 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from ml.core.config import CUTOFFS, HOLDOUT_CUTOFF, Paths
+from ml.features import drift
+from ml.features.layout import STAGE_ONE_FEATURES
+from ml.features.snapshot import snapshot_features
 from ml.features.store import get_store
 from ml.training.dataset import FEATURE_SERVICE, target_products
 from ml.training.model import (
@@ -121,9 +124,17 @@ def train(paths: Paths, seed: int = 7, non_adopters_per_adopter: float = NON_ADO
     metadata["trained_seconds"] = round(time.perf_counter() - started, 1)
     metadata["trained_cpu_seconds"] = round(time.process_time() - cpu, 1)
     PropensityModel(booster, calibrator, products, relations, metadata).save(folder)
+    save_feature_profile(paths, folder, CALIBRATION_CUTOFF.isoformat())
     registry.promote(folder.name)
     log(f"model {folder.name} is current ({metadata['trained_seconds']:.0f} s, {metadata['trained_cpu_seconds']:.0f} s CPU)")
     return folder
+
+
+def save_feature_profile(paths: Paths, folder: Path, snapshot: str) -> None:
+    """The binned inputs of the snapshot the model was calibrated on: the reference the nightly
+    drift check compares tonight's snapshot with (``ml.features.drift``)."""
+    _, x = snapshot_features(paths, snapshot=snapshot)
+    drift.save_profile(folder, drift.profile(x, STAGE_ONE_FEATURES, snapshot))
 
 
 def fit_propensity(fit: TrainingSet, calibration: TrainingSet, seed: int, max_rounds: int = MAX_ROUNDS):

@@ -97,7 +97,7 @@ def csrf_error(exc: CSRFError):
 @bp.errorhandler(ApiError)
 def api_error(exc: ApiError):
     message = CODE_MESSAGES.get(exc.code)
-    return _page(exc.status, str(message) if message is not None else exc.message)
+    return _page(exc.status, str(message) if message is not None else exc.text())
 
 
 @bp.errorhandler(HTTPException)

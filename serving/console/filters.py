@@ -6,7 +6,7 @@ from datetime import datetime
 from flask import Flask
 from flask_babel import format_currency, format_datetime, format_decimal
 
-from . import labels
+from .. import labels
 from .context import services
 from .i18n import is_chinese
 
@@ -26,6 +26,10 @@ def product_category(product_id: str | None) -> str:
 def product_risk(product_id: str | None) -> str:
     product = services().catalogue.get(product_id) if product_id else None
     return product.risk_label if product is not None else ""
+
+
+def reason_label(code: str) -> str:
+    return labels.label(labels.REASONS, code)
 
 
 def money(value: float | None) -> str:
@@ -48,5 +52,5 @@ def when(value: datetime | str | None, style: str = "short") -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(product_name=product_name, product_category=product_category,
-                                 product_risk=product_risk, money=money, number=number, when=when)
+                                 product_risk=product_risk, reason_label=reason_label, money=money, number=number, when=when)
     app.jinja_env.globals.update(labels=labels, label=labels.label)

@@ -27,7 +27,7 @@ from console_browser import (
     stop_browser,
     unlabelled_controls,
 )
-from console_fakes import make_nightly_lists
+from console_fakes import make_nightly_lists, publish_fake_versions
 from serving_live import free_port, kill9, start, wait_ready
 
 from serving.tokens import add_token
@@ -48,7 +48,8 @@ def bank(warehouse_data_dir, tmp_path_factory) -> dict:
     make_nightly_lists(root, customer_ids=sorted(books.loc[books["manager_id"].isin([manager, other]), "customer_id"]))
     tokens = {"manager": add_token(root / "tokens.json", "console-manager", "manager", manager),
               "admin": add_token(root / "tokens.json", "console-admin", "admin", None)}
-    return {"dir": root, "manager": manager, "other": other, "books": books, "tokens": tokens}
+    versions = publish_fake_versions(root)  # two published versions: the Models page rolls back to the first
+    return {"dir": root, "manager": manager, "other": other, "books": books, "tokens": tokens, "versions": versions}
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +191,19 @@ def test_a_managers_day_from_today_to_stage_two(browser, base, bank):
     browser.get(f"{base}/console/customers/{customer_id}")  # the history shows both lists and the answers
     history = css(browser, "article.history")
     assert len(history) == 2 and "感兴趣" in css(browser, "#history-heading ~ article.history")[1].text
+
+    css(browser, "nav a[href$='/console/dashboard']")[0].click()  # the dashboard counts them
+    wait_for(browser, "#hit-rates")
+    assert re.sub(r"\s+", " ", css(browser, "#lists-shown")[0].text) == "1 / 1"
+    assert css(browser, "#answers-total")[0].text == str(len(chosen))
+    assert len(css(browser, "svg.chart")) == 3
+    assert_accessible(browser, "dashboard")
+    screenshot(browser, "dashboard")
+    link = css(browser, "#range a[download]")[0].get_attribute("href")
+    table = list(csv.reader(io.StringIO(requests.get(link, cookies=session_cookies(browser), timeout=30).text)))
+    total = dict(zip(table[0], next(r for r in table if r[0] == "total")))
+    assert int(total["stage_one_judged"]) == len(chosen)
+    assert int(total["stage_one_interested"]) == sum(r == "interested" for r in chosen.values())
     assert time.perf_counter() - started < 60
 
 
@@ -282,3 +296,67 @@ def test_logout_ends_the_session(browser, base, bank):
     browser.get(f"{base}/console/today")
     assert "/console/login" in browser.current_url
 
+
+
+def test_the_monthly_report_page(browser, base, bank):
+    log_in(browser, base, bank["tokens"]["manager"])
+    browser.get(f"{base}/console/reports/monthly?month=2025-03")
+    wait_for(browser, "#kpi-n_recommendations")
+    assert h1(browser) == "月度成效报告 2025-03"
+    assert_accessible(browser, "monthly report")
+    screenshot(browser, "monthly-report")
+
+
+def test_an_admin_analyses_a_new_product_from_a_template(browser, base, bank):
+    log_in(browser, base, bank["tokens"]["admin"])
+    css(browser, "nav a[href$='/console/products/new']")[0].click()
+    wait_for(browser, "#definition-heading")
+    css(browser, f"a[href$='template=smart_wealth_plus']")[0].click()
+    assert wait_for(browser, "#product_id").get_attribute("value") == "WLT_SMART_PLUS"
+    css(browser, "#wizard button[type=submit]")[0].click()
+    wait_for(browser, "#targets")
+    assert css(browser, "#conflicts tbody tr"), "a wealth product overlaps the wealth class"
+    targets = css(browser, "#targets tbody tr")
+    assert 1 <= len(targets) <= 50
+    adopters = css(browser, "#adopters strong")[0].text
+    assert_accessible(browser, "new product")
+    screenshot(browser, "new-product")
+    link = css(browser, "#targets-heading ~ p a[download]")[0].get_attribute("href")
+    rows = list(csv.reader(io.StringIO(requests.get(link, cookies=session_cookies(browser), timeout=30).text)))
+    assert rows[0][:3] == ["rank", "customer_id", "match_score"] and len(rows) - 1 >= len(targets)
+    field = css(browser, "#a_contact_rate")[0]
+    field.clear()
+    field.send_keys("0.5")
+    css(browser, ".assumptions button[type=submit]")[0].click()
+    wait_for(browser, "#a_contact_rate")
+    assert css(browser, "#a_contact_rate")[0].get_attribute("value") == "0.5"
+    assert css(browser, "#adopters strong")[0].text != adopters  # the forecast ran again with the new assumption
+
+
+def test_an_admin_rolls_back_to_an_earlier_version_after_confirming(browser, base, bank):
+    old, new = bank["versions"]
+    served = requests.get(f"{base}/readyz", timeout=10).headers.get("X-Lingxi-Version")
+    assert served == new
+    log_in(browser, base, bank["tokens"]["admin"])
+    css(browser, "nav a[href$='/console/models']")[0].click()
+    wait_for(browser, "#versions")
+    assert_accessible(browser, "models")
+    screenshot(browser, "models")
+    css(browser, f"a[href$='/console/models/{old}/rollback']")[0].click()
+    wait_for(browser, "#confirm")
+    assert_accessible(browser, "rollback confirmation")
+    css(browser, "#rollback-form button[type=submit]")[0].click()  # not confirmed: nothing happens
+    assert (bank["dir"] / "versions" / "CURRENT").read_text().strip() == new
+    css(browser, "#confirm")[0].send_keys(old)
+    css(browser, "#reason")[0].send_keys("browser test")
+    css(browser, "#rollback-form button[type=submit]")[0].click()
+    wait_for(browser, ".flash.info")
+    assert (bank["dir"] / "versions" / "CURRENT").read_text().strip() == old
+    assert "browser test" in css(browser, "#rollbacks")[0].text
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:  # the workers switch without a restart
+        served = requests.get(f"{base}/readyz", timeout=10).headers.get("X-Lingxi-Version")
+        if served == old:
+            break
+        time.sleep(0.5)
+    assert served == old

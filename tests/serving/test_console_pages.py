@@ -278,10 +278,15 @@ def test_every_string_of_the_console_has_a_chinese_translation():
     from babel.messages.extract import extract_from_dir
     from babel.messages.pofile import read_po
 
-    root = SOURCE.parents[2]
-    method_map = [("serving/console/**.py", "python"), ("serving/console/templates/**.html", "jinja2")]
-    found = {message for _f, _l, message, _c, _x in extract_from_dir(
-        str(root), method_map=method_map, keywords={"_": None, "gettext": None, "ngettext": (1, 2), "_l": None})}
+    from babel.messages.frontend import parse_mapping_cfg
+
+    root = SOURCE.parents[1]  # the API's and the console's strings share one catalogue (serving/babel.cfg)
+    with (SOURCE.parent / "babel.cfg").open(encoding="utf-8") as handle:
+        method_map, _options = parse_mapping_cfg(handle)
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "translate": None, "ApiError": (3,),
+                "invalid": (3,), "_unavailable": (2,), "reason": (2,), "explain_reason": (2,), "_warning": (3,)}
+    found = {message for _f, _l, message, _c, _x in extract_from_dir(str(root), method_map=method_map,
+                                                                       keywords=keywords)}
     found = {m if isinstance(m, str) else m[0] for m in found}
     with (SOURCE / "zh_CN" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
         catalogue = read_po(handle)
