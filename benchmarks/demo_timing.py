@@ -85,7 +85,7 @@ def ready(base: str) -> str | None:
         return None
     if response.status_code != 200:
         return None
-    stage_two = response.json().get("engine", {}).get("versions", {}).get("stage_two", "")
+    stage_two = response.json().get("checks", {}).get("engine", {}).get("versions", {}).get("stage_two", "")
     return stage_two if stage_two and not FALLBACK_STAGE_TWO.match(stage_two) else None
 
 

@@ -90,9 +90,9 @@ def test_the_printed_walkthrough_works_end_to_end(demo_dir: Path, tmp_path: Path
     customer = re.search(r"^CUSTOMER=(\S+)", script, re.M)[1]
     manager = re.search(r"^MANAGER_ID=(\S+)", script, re.M)[1]
 
-    ready = answers[0][0]
-    assert ready["engine"]["ok"] and ready["engine"]["versions"]["stage_two"].startswith("learned-")
-    assert ready["engine"]["versions"]["stage_two"] != FALLBACK_RULE
+    engine = answers[0][0]["checks"]["engine"]
+    assert engine["ok"] and engine["versions"]["stage_two"].startswith("learned-")
+    assert engine["versions"]["stage_two"] != FALLBACK_RULE
 
     assert json.dumps(answers[1][0]).upper().count(customer.upper()) >= 1          # the lookup
     segment = answers[2][0]
