@@ -200,12 +200,14 @@ def _duration(seconds: float) -> str:
 
 def render_line(record: dict) -> str:
     """The README's sentence on the demo's time, from a recorded ``demo`` section."""
-    text = (f"Measured (`make bench-demo`, {record['measured_at'][:10]}, {record['machine_cores']} cores, "
-            f"load average {record['load_average_1min']['before']:.1f}): the first `make demo` "
-            f"({record['scale']} scale) was ready in {_duration(record['seconds'])} "
-            f"({record['cpu_seconds']:.0f} s of CPU)")
+    load = record["load_average_1min"]
+    text = (f"Measured (`make bench-demo`, {record['measured_at'][:10]}, {record['machine_cores']} cores shared with "
+            f"other jobs: load average {load['before']:.1f} before, {load['after']:.1f} after): the first "
+            f"`make demo` ({record['scale']} scale, dependencies already installed) was ready in "
+            f"{_duration(record['seconds'])} ({record['cpu_seconds']:.0f} s of CPU)")
     if "install" in record:
-        text += f", after {_duration(record['install']['seconds'])} of installing"
+        text = text.replace(", dependencies already installed", "") + (
+            f", after {_duration(record['install']['seconds'])} of installing")
     return text + f"; the second in {_duration(record['second_run']['seconds'])}."
 
 
