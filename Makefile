@@ -1,5 +1,7 @@
 # Lingxi — the nightly pipeline and the two README commands (make demo, make test).
 # Variables: SCALE (test ≈ 20k, demo ≈ 100k, full = 1,108,828, or a number) and SEED.
+# FIGURES=docs/figures.json makes evaluate, cold-start, bench and uci record their figures there;
+# every measured figure: make bench cold-start uci figures SCALE=full SEED=11 FIGURES=docs/figures.json
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -15,6 +17,10 @@ PORT        ?= 8000
 WORKERS     ?= 2
 THREADS     ?= 1
 EVAL_SEED   ?= $(shell echo $$(( $(SEED) + 1000 )))
+FIGURES     ?=
+SERVING_REPEATS ?= 3
+UCI_DATA    ?= tests/data/uci-bank-marketing/bank-additional-full.csv.gz
+RECORD      := $(if $(FIGURES),--figures $(FIGURES))
 export LINGXI_DATA_DIR    ?= $(CURDIR)/data
 export LINGXI_REPORTS_DIR ?= $(CURDIR)/reports
 export DBT_PROFILES_DIR   := $(CURDIR)
@@ -31,7 +37,7 @@ step_of = @i=0; n=0; for s in $(STEPS); do n=$$((n+1)); if [ "$$s" = "$(1)" ]; t
 	if [ $$i -gt 0 ]; then printf '[%d/%d] %s: %s\n' $$i $$n "$(1)" "$(2)" >&2; fi
 step = $(call step_of,$@,$(1))
 
-.PHONY: help install data warehouse relations features train rerank score publish strategies evaluate report nightly pipeline demo-build eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench bench-demo attack backup restore challenger promote rollback impact monitor monitor-apply clean
+.PHONY: help install java data warehouse warehouse-spark relations features train rerank score publish strategies evaluate report nightly pipeline demo-build eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench bench-demo uci figures attack backup restore challenger promote rollback impact monitor monitor-apply clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +65,13 @@ warehouse: $(INSTALLED)  ## dbt build: staging, intermediate, marts, tests; mart
 	$(PY) -m serving.export $(SUMMARY)
 	$(PY) -m ml.core.dbt_progress build
 
+# Spark (dbt-spark's local session) needs Java 17+; scripts/services.sh installs it from Debian where it is missing.
+java:  ## Java 17+ for the Spark build (apt-get, as root, where java is missing)
+	@bash scripts/services.sh java
+
+warehouse-spark: $(INSTALLED) java  ## the same dbt build on a local Apache Spark; marts in data/spark/marts (docs/spark.md)
+	$(VENV)/bin/dbt build --target spark --target-path target/spark --log-path logs/spark
+
 relations: $(INSTALLED)  ## product relations (substitute / complement) from current holdings: marts/product_relations.parquet
 	$(call step,substitutes and complements from current holdings)
 	$(PY) -m ml.relations --holdings $(LINGXI_DATA_DIR)/marts/holdings_current.parquet --time-col held_since \
@@ -85,7 +98,7 @@ strategies: $(INSTALLED)  ## the imbalance-strategy review of the current model 
 	$(PY) -m ml.imbalance.strategy_review
 
 evaluate: $(INSTALLED)  ## evaluate on the held-out cut-off; writes reports/
-	$(PY) -m ml.evaluation.evaluate
+	$(PY) -m ml.evaluation.evaluate $(RECORD)
 
 nightly: warehouse relations features train score publish  ## the nightly job on the bank's extract, in order
 nightly: STEPS := warehouse relations features train score publish
@@ -125,7 +138,7 @@ replay: eval-bank  ## two-stage replay on the unseen seed (writes two_stage into
 		$(if $(REPLAY_SESSIONS),--sessions $(REPLAY_SESSIONS))
 
 cold-start: eval-bank  ## hold a product out of training, rank its real adopters (writes cold_start)
-	$(PY) -m ml.evaluation.cold_start --product PRO_CAR --eval-data-dir $(EVAL_DIR)
+	$(PY) -m ml.evaluation.cold_start --product PRO_CAR --eval-data-dir $(EVAL_DIR) $(RECORD)
 
 serve: $(INSTALLED)  ## start the API under gunicorn on $(HOST):$(PORT) (development: no proxy)
 	WEB_CONCURRENCY=$(WORKERS) $(VENV)/bin/gunicorn -c serving/gunicorn.conf.py --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) \
@@ -171,12 +184,17 @@ demo: $(DEMO_STAMP)  ## install, build a demo-scale bank and its models (reused 
 	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT)
 	@LINGXI_AS_OF=$${LINGXI_AS_OF:-data} $(MAKE) --no-print-directory serve  # the demo's answers count from its data's date
 
-services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, chromium)
+services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, chromium, Java 17)
 	@bash scripts/services.sh test
 
-test: $(INSTALLED) services nginx  ## the import contracts, then the full test suite (builds its own test-scale data in a temp dir)
+# Two pytest-xdist workers, one per core; a module's tests stay on one worker (its module fixtures
+# are built once), the session's test bank is built once for both and the longest modules start
+# first (tests/conftest.py).
+TEST_WORKERS ?= 2
+
+test: $(INSTALLED) services nginx  ## the import contracts, then the full test suite over $(TEST_WORKERS) workers (builds its own test-scale data in a temp dir)
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 MESSAGE_KEYWORDS = -k _l -k translate -k ApiError:3 -k invalid:3 -k _unavailable:2 -k reason:2 -k explain_reason:2 -k _warning:3
 messages: $(INSTALLED)  ## re-extract the API's and the console's strings into the catalogues (then translate the new ones)
@@ -190,7 +208,16 @@ report-monthly: $(INSTALLED)  ## the monthly effect report of MONTH=YYYY-MM from
 
 bench: $(INSTALLED)  ## benchmarks: writes reports/*.json
 	@bash scripts/services.sh bench
-	$(PY) -m benchmarks.bench --scale $(SCALE) --seed $(SEED) --workers $(WORKERS) --threads $(THREADS)
+	$(PY) -m benchmarks.bench --scale $(SCALE) --seed $(SEED) --workers $(WORKERS) --threads $(THREADS) \
+		--serving-repeats $(SERVING_REPEATS) $(RECORD)
+
+uci: $(INSTALLED)  ## the strategy table on the real UCI Bank Marketing calls (UCI_DATA): reports/uci/
+	$(PY) -m ml.imbalance.fit_table --data $(UCI_DATA) --target y --drop duration --positive-rate 0.02 \
+		--seed 7 --report $(LINGXI_REPORTS_DIR)/uci
+	$(if $(FIGURES),$(PY) -m ml.evaluation.figures --figures $(FIGURES) --record-uci $(LINGXI_REPORTS_DIR)/uci)
+
+figures: $(INSTALLED)  ## render README's "Measured figures" and docs/figures.md from docs/figures.json
+	$(PY) -m ml.evaluation.figures
 
 bench-demo: $(INSTALLED)  ## time `make demo` from a clean data dir and again (INSTALL=1: and a fresh install); README states it
 	$(PY) -m benchmarks.demo_timing --scale $(SCALE) --seed $(SEED) $(if $(INSTALL),--install)

@@ -3,9 +3,13 @@
     of customer_features_monthly. Every input is filtered to the snapshot before the joins, so
     each snapshot is computed from its own window of events (point in time by construction)
     and with (customer)-sized rather than (customer x snapshot)-sized joins.
+
+    With day=none: every snapshot in one pass, the windowed inputs joined on (customer,
+    snapshot) instead; the same rows, for engines that plan one large join better than a union
+    of many (macro features_by_snapshot_union).
 #}
-{% macro customer_features_as_of(day) %}
-    {%- set snapshot = timestamp_literal(day) -%}
+{% macro customer_features_as_of(day=none) %}
+    {%- set snapshot = timestamp_literal(day) if day is not none else none -%}
     {%- set longest = var('trailing_windows_days') | max -%}
 
     select
@@ -86,26 +90,56 @@
         {{ days_before('triggers.last_card_replacement_at', 'spine.snapshot_ts') }} as days_since_card_replacement
 
     from (
-        select * from {{ ref('int_customers_snapshotted') }} where snapshot_ts = {{ snapshot }}
+        select * from {{ ref('int_customers_snapshotted') }}{{ snapshot_filter(snapshot) }}
     ) as spine
     left join {{ ref('int_customer_holdings_bitmapped') }} as holdings
         on spine.customer_key = holdings.customer_key
     left join {{ ref('int_customer_milestones') }} as milestones
         on spine.customer_key = milestones.customer_key
     left join (
-        select * from {{ ref('int_customer_activity_windowed') }} where snapshot_ts = {{ snapshot }}
+        select * from {{ ref('int_customer_activity_windowed') }}{{ snapshot_filter(snapshot) }}
     ) as activity
-        on spine.customer_key = activity.customer_key
+        on spine.customer_key = activity.customer_key{{ same_snapshot(snapshot, 'activity') }}
     left join (
-        select * from {{ ref('int_customer_product_events_windowed') }} where snapshot_ts = {{ snapshot }}
+        select * from {{ ref('int_customer_product_events_windowed') }}{{ snapshot_filter(snapshot) }}
     ) as product_events
-        on spine.customer_key = product_events.customer_key
+        on spine.customer_key = product_events.customer_key{{ same_snapshot(snapshot, 'product_events') }}
     left join (
-        select * from {{ ref('int_customer_salary_windowed') }} where snapshot_ts = {{ snapshot }}
+        select * from {{ ref('int_customer_salary_windowed') }}{{ snapshot_filter(snapshot) }}
     ) as salary
-        on spine.customer_key = salary.customer_key
+        on spine.customer_key = salary.customer_key{{ same_snapshot(snapshot, 'salary') }}
     left join (
-        select * from {{ ref('int_customer_triggers_windowed') }} where snapshot_ts = {{ snapshot }}
+        select * from {{ ref('int_customer_triggers_windowed') }}{{ snapshot_filter(snapshot) }}
     ) as triggers
-        on spine.customer_key = triggers.customer_key
+        on spine.customer_key = triggers.customer_key{{ same_snapshot(snapshot, 'triggers') }}
 {% endmacro %}
+
+{# The filter of an input to one snapshot, or none for all snapshots at once. #}
+{% macro snapshot_filter(snapshot) -%}
+    {%- if snapshot is not none %} where snapshot_ts = {{ snapshot }}{% endif -%}
+{%- endmacro %}
+
+{# With all snapshots at once, a windowed input joins the spine's own snapshot. #}
+{% macro same_snapshot(snapshot, alias) -%}
+    {%- if snapshot is none %}
+        and spine.snapshot_ts = {{ alias }}.snapshot_ts
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    customer_features_monthly as a union of one select per snapshot (true: single-node engines,
+    whose joins stay customer-sized and fit in memory at full scale) or as one pass over all
+    snapshots (false: distributed engines, where planning eleven copies of a wide select costs
+    more than the larger join).
+#}
+{% macro features_by_snapshot_union() -%}
+    {{ return(adapter.dispatch('features_by_snapshot_union', 'lingxi')()) }}
+{%- endmacro %}
+
+{% macro default__features_by_snapshot_union() -%}
+    {{ return(true) }}
+{%- endmacro %}
+
+{% macro spark__features_by_snapshot_union() -%}
+    {{ return(false) }}
+{%- endmacro %}

@@ -32,9 +32,12 @@
     ({{ opened_at }} < {{ snapshot_ts }} and ({{ closed_at }} is null or {{ closed_at }} >= {{ snapshot_ts }}))
 {%- endmacro %}
 
-{# Whole days from an event to the snapshot (day boundaries crossed), the "days since" features. #}
+{#
+    Whole days from an event to the snapshot (day boundaries crossed), the "days since" features,
+    as a bigint on every engine (Spark's datediff is an int).
+#}
 {% macro days_before(event_time, snapshot_ts) -%}
-    {{ dbt.datediff(event_time, snapshot_ts, 'day') }}
+    cast({{ dbt.datediff(event_time, snapshot_ts, 'day') }} as {{ dbt.type_bigint() }})
 {%- endmacro %}
 
 {#
@@ -51,6 +54,10 @@
 
 {% macro duckdb__holds_at_snapshot(bitmap, snapshot_index) -%}
     ((coalesce({{ bitmap }}, 0) >> {{ snapshot_index }}) & 1)
+{%- endmacro %}
+
+{% macro spark__holds_at_snapshot(bitmap, snapshot_index) -%}
+    (shiftright(coalesce({{ bitmap }}, 0), {{ snapshot_index }}) & 1)
 {%- endmacro %}
 
 {#

@@ -4,7 +4,9 @@
 #   scripts/services.sh test    redis-server (Redis online store), postgresql (feedback store, pg_dump for
 #                               backups), wrk (load generator), promtool (alert rules), curl (README examples),
 #                               strace (the power-loss simulation of the SQLite store),
-#                               chromium + chromium-driver + a CJK font (the console's browser tests)
+#                               chromium + chromium-driver + a CJK font (the console's browser tests),
+#                               Java 17 (dbt on a local Apache Spark, the cross-engine warehouse test)
+#   scripts/services.sh java    Java 17 only (make warehouse-spark)
 #   scripts/services.sh bench   wrk
 #   scripts/services.sh report  chromium + a CJK font (the monthly report's PDF, printed headless)
 #
@@ -33,6 +35,10 @@ case "$purpose" in
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
     { have fc-list && fc-list :lang=zh | grep -q .; } || missing+=(fonts-wqy-zenhei)  # Chinese text in screenshots
+    have java || missing+=(openjdk-17-jre-headless)
+    ;;
+  java)
+    have java || missing+=(openjdk-17-jre-headless)
     ;;
   bench)
     have wrk || missing+=(wrk)
@@ -42,7 +48,7 @@ case "$purpose" in
     { have fc-list && fc-list :lang=zh | grep -q .; } || missing+=(fonts-wqy-zenhei)
     ;;
   *)
-    echo "usage: $0 [test|bench|report]" >&2
+    echo "usage: $0 [test|bench|report|java]" >&2
     exit 2
     ;;
 esac
@@ -77,6 +83,8 @@ cleanup() { if [ "$own_policy" -eq 1 ]; then "${as_root[@]}" rm -f "$policy"; fi
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
+# Slim Debian images drop /usr/share/man; the JRE's postinst links its man page there and fails without it.
+"${as_root[@]}" mkdir -p /usr/share/man/man1
 apt=("${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300)
 "${apt[@]}" update -qq || give_up "apt-get update failed"
 "${apt[@]}" install -y -qq --no-install-recommends \

@@ -37,7 +37,7 @@ Every key is a ``LINGXI_*`` name; ``create_app(test_config)`` may override any o
 | LINGXI_RATE_BURST_SECONDS | 2 | a token may burst this many seconds' worth of requests |
 | LINGXI_RATE_WORKERS | ``$WEB_CONCURRENCY`` or 1 | gunicorn workers: each allows rate / workers |
 | LINGXI_CHALLENGER_SHARE | 0.10 | share of customers (stable by a hash of the id) served the registered challenger; every other stage one scores it in shadow; see ``ml.engine.arms`` |
-| LINGXI_CONTROL_SHARE | 0 | share of customers served the rule-based match score (the control group; e.g. 0.05) |
+| LINGXI_CONTROL_SHARE | 0.05 | share of customers (stable by a hash of the id) served the rule-based match score: the always-on control group the impact report compares with (0 turns it off) |
 | LINGXI_ARM_SALT | lingxi-arms-v1 | names the experiment: a new salt reshuffles the customers between arms |
 | LINGXI_SEGMENT_BOOK_CAP | 1000 | a manager's (or the CRM's for a manager) segment query reaches at most this many customers of the book |
 """
@@ -97,7 +97,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LINGXI_RATE_WORKERS": int(env.get("LINGXI_RATE_WORKERS") or env.get("WEB_CONCURRENCY") or 1),
         "LINGXI_SEGMENT_BOOK_CAP": int(env.get("LINGXI_SEGMENT_BOOK_CAP", 1000)),
         "LINGXI_CHALLENGER_SHARE": float(env.get("LINGXI_CHALLENGER_SHARE", 0.10)),
-        "LINGXI_CONTROL_SHARE": float(env.get("LINGXI_CONTROL_SHARE", 0.0)),
+        "LINGXI_CONTROL_SHARE": float(env.get("LINGXI_CONTROL_SHARE", 0.05)),
         "LINGXI_ARM_SALT": env.get("LINGXI_ARM_SALT", "lingxi-arms-v1"),
     }
 

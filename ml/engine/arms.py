@@ -20,7 +20,7 @@ ARMS = (CHAMPION, CHALLENGER, CONTROL)
 @dataclass(frozen=True)
 class ArmShares:
     challenger: float = 0.10  # only while a challenger is registered and published
-    control: float = 0.0      # an always-on control group: e.g. 0.05 (LINGXI_CONTROL_SHARE)
+    control: float = 0.05     # the always-on control group (LINGXI_CONTROL_SHARE; 0 turns it off)
     salt: str = "lingxi-arms-v1"
 
     def __post_init__(self) -> None:

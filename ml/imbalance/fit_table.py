@@ -42,6 +42,8 @@ HEADLINE = ("roc_auc", "pr_auc", "capture_at_50", "lift_at_10")
 
 FOLD_METRICS = HEADLINE + ("brier", "precision_at_10", "recall_at_10", "lift_at_5", "lift_at_20")
 
+INTERVAL_REPLICATES = 1000
+
 
 #: Published / previously measured numbers a recipe's data set can be compared with.
 
@@ -259,6 +261,10 @@ def run(
     calibrated = _fold_metrics(data.y[test_idx], cal_scores)
     calibrated["mean_predicted"] = float(cal_scores.mean())
     raw_ts = table[chosen]["_ts_scores"]
+    log(f"bootstrap intervals of {chosen}'s time split and pooled out-of-fold scores")
+    intervals = {"method": f"row bootstrap, {INTERVAL_REPLICATES} replicates, 95% percentile intervals",
+                 "time_split": M.binary_intervals(data.y[test_idx], raw_ts, INTERVAL_REPLICATES, seed),
+                 "cv_pooled": M.binary_intervals(data.y, table[chosen]["_oof"], INTERVAL_REPLICATES, seed)}
 
     def headline(block: dict) -> dict:
         return {k: block[k] for k in HEADLINE} | {"brier": block.get("brier", float("nan"))}
@@ -294,6 +300,7 @@ def run(
                 "seconds": cal_sec,
             },
         },
+        "intervals": intervals,
         "strategies": table,
         "wall_seconds_fits": time.perf_counter() - started,
     }
@@ -368,6 +375,7 @@ def main(argv=None) -> dict:
         "selection": result["selection"],
         "cv": result["cv"],
         "time_split": result["time_split"],
+        "intervals": result["intervals"],
         "strategies": result["strategies"],
         "timing": {
             "total_seconds": total,

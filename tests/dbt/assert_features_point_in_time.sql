@@ -68,12 +68,12 @@ recomputed as (
          where known.customer_id = sample_features.customer_id
             and known.event_type = 'channel_bind' and known.channel = 'mobile_banking'
             and known.event_time < sample_features.snapshot_ts) as has_mobile_banking,
-        -- days since the latest salary credit in [snapshot - 180 days, snapshot)
-        (select {{ dbt.datediff('max(known.event_time)', 'sample_features.snapshot_ts', 'day') }} from known
+        -- the latest salary credit in [snapshot - 180 days, snapshot)
+        (select max(known.event_time) from known
          where known.customer_id = sample_features.customer_id
             and known.event_type = 'salary_credit'
             and known.event_time >= {{ dbt.dateadd('day', -180, 'sample_features.snapshot_ts') }}
-            and known.event_time < sample_features.snapshot_ts) as days_since_salary_credit,
+            and known.event_time < sample_features.snapshot_ts) as last_salary_credit_at,
         -- time deposit held: the latest open / close before the snapshot is an open
         coalesce((select max_by(event_type = 'product_open', event_time) from known
          where known.customer_id = sample_features.customer_id
@@ -86,10 +86,20 @@ recomputed as (
         sample_features.holds_sav_time as mart_holds_sav_time
     from sample_features
 
+),
+
+compared as (
+
+    -- (days since: outside the subqueries, where Spark allows no outer column but in WHERE)
+    select
+        *,
+        {{ dbt.datediff('last_salary_credit_at', 'snapshot_ts', 'day') }} as days_since_salary_credit
+    from recomputed
+
 )
 
 select *
-from recomputed
+from compared
 where n_everyday_txn_30d <> mart_n_everyday_txn_30d
     or n_salary_credits_90d <> mart_n_salary_credits_90d
     or cast(has_mobile_banking as integer) <> mart_has_mobile_banking

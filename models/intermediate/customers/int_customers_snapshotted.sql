@@ -25,10 +25,12 @@ spine as (
         snapshots.snapshot_kind,
         snapshots.snapshot_index,
         -- the raw age is at the extract date: subtract the whole years between the two
-        customers.age - cast(floor(
+        -- (dbt.datediff's expression is a sum on some engines: parenthesised before dividing)
+        customers.age - cast(floor((
             {{ dbt.datediff('snapshots.snapshot_ts', "cast('" ~ var('extract_date') ~ "' as " ~ dbt.type_timestamp() ~ ")", 'month') }}
-            / 12.0) as integer) as age_at_snapshot,
-        {{ dbt.datediff('customers.customer_since', 'snapshots.snapshot_ts', 'day') }} / 365.25
+            ) / 12.0) as integer) as age_at_snapshot,
+        -- a double on every engine (Spark would keep an integer / 365.25 as a decimal)
+        cast({{ dbt.datediff('customers.customer_since', 'snapshots.snapshot_ts', 'day') }} as {{ type_double() }}) / 365.25
             as tenure_years
     from customers
     inner join snapshots
