@@ -27,26 +27,43 @@ export DBT_PROFILES_DIR   := $(CURDIR)
 
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help install java data warehouse warehouse-spark relations features train score publish strategies evaluate nightly pipeline eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench uci figures attack backup restore challenger promote rollback impact monitor monitor-apply clean
+# "[3/8] features: ..." on stderr when a target runs as a step of the demo or the nightly job (they set
+# STEPS for their prerequisites); a target run on its own prints no counter.
+STEPS :=
+comma := ,
+# the JSON summaries the steps print on stdout (the demo keeps them in a file: SUMMARY = >> FILE)
+SUMMARY :=
+step_of = @i=0; n=0; for s in $(STEPS); do n=$$((n+1)); if [ "$$s" = "$(1)" ]; then i=$$n; fi; done; \
+	if [ $$i -gt 0 ]; then printf '[%d/%d] %s: %s\n' $$i $$n "$(1)" "$(2)" >&2; fi
+step = $(call step_of,$@,$(1))
+
+.PHONY: help install java data warehouse warehouse-spark relations features train rerank score publish strategies evaluate report nightly pipeline demo-build eval-bank replay cold-start serve serve-prod nginx demo services test messages report-monthly bench bench-demo uci figures attack backup restore challenger promote rollback impact monitor monitor-apply clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# A .venv that is a symbolic link belongs to another checkout (a git worktree sharing it): installing
+# would re-point that checkout's editable install here, so it is left alone.
 $(INSTALLED): requirements.lock pyproject.toml
-	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(call step_of,install,the pinned dependencies into $(VENV) (about two minutes on a fresh machine))
+	@if [ -L $(VENV) ]; then echo "$(VENV) is a link to a shared virtualenv: not reinstalling" >&2; else \
+		test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV); \
+		$(PY) -m pip install --quiet --upgrade "pip>=24"; \
+		$(PY) -m pip install --quiet -r requirements.lock; \
+		$(PY) -m pip install --quiet --no-deps -e .; \
+	fi
 	@touch $@
 
 install: $(INSTALLED)  ## create .venv and install the pinned dependencies
 
 data: $(INSTALLED)  ## generate the synthetic bank's raw tables (reused when SCALE and SEED match)
-	$(PY) -m ml.datagen --scale $(SCALE) --seed $(SEED) --out $(LINGXI_DATA_DIR)/raw --oracle-out $(LINGXI_DATA_DIR)/oracle --reuse
+	$(call step,the synthetic bank's raw tables ($(SCALE) scale; reused when scale and seed match))
+	$(PY) -m ml.datagen --scale $(SCALE) --seed $(SEED) --out $(LINGXI_DATA_DIR)/raw --oracle-out $(LINGXI_DATA_DIR)/oracle --reuse $(SUMMARY)
 
 warehouse: $(INSTALLED)  ## dbt build: staging, intermediate, marts, tests; marts exported as Parquet
-	$(PY) -m serving.export
-	$(VENV)/bin/dbt build
+	$(call step,dbt build of the warehouse and its tests$(comma) marts exported as Parquet)
+	$(PY) -m serving.export $(SUMMARY)
+	$(PY) -m ml.core.dbt_progress build
 
 # Spark (dbt-spark's local session) needs Java 17+; scripts/services.sh installs it from Debian where it is missing.
 java:  ## Java 17+ for the Spark build (apt-get, as root, where java is missing)
@@ -56,20 +73,26 @@ warehouse-spark: $(INSTALLED) java  ## the same dbt build on a local Apache Spar
 	$(VENV)/bin/dbt build --target spark --target-path target/spark --log-path logs/spark
 
 relations: $(INSTALLED)  ## product relations (substitute / complement) from current holdings: marts/product_relations.parquet
+	$(call step,substitutes and complements from current holdings)
 	$(PY) -m ml.relations --holdings $(LINGXI_DATA_DIR)/marts/holdings_current.parquet --time-col held_since \
 		--out $(LINGXI_DATA_DIR)/marts/product_relations.parquet
 
 features: $(INSTALLED)  ## feast apply + materialise the online store
-	$(PY) -m ml.features
+	$(call step,feature vectors$(comma) feast apply$(comma) materialise the online store)
+	$(PY) -m ml.features $(SUMMARY)
 
+TRAIN_ARGS ?=
 train: $(INSTALLED)  ## train the propensity models (versioned under data/models)
-	$(PY) -m ml.training.train
+	$(call step,the propensity model (LightGBM; a new version under data/models))
+	$(PY) -m ml.training.train $(TRAIN_ARGS)
 
 score: $(INSTALLED)  ## nightly scoring: stage one for every customer, match-score reference, suitability audit
-	$(PY) -m ml.recommendation.batch
+	$(call step,stage one for every customer$(comma) the match-score reference$(comma) the suitability audit)
+	$(PY) -m ml.recommendation.batch $(SUMMARY)
 
 publish: $(INSTALLED)  ## publish snapshot, model, table, relations and features as one version; the API switches to it
-	$(PY) -m ml.engine.publish
+	$(call step,snapshot$(comma) model$(comma) table and features as one version$(comma) the API switches to it)
+	$(PY) -m ml.engine.publish $(SUMMARY)
 
 strategies: $(INSTALLED)  ## the imbalance-strategy review of the current model (not nightly: refits ten candidates)
 	$(PY) -m ml.imbalance.strategy_review
@@ -78,8 +101,19 @@ evaluate: $(INSTALLED)  ## evaluate on the held-out cut-off; writes reports/
 	$(PY) -m ml.evaluation.evaluate $(RECORD)
 
 nightly: warehouse relations features train score publish  ## the nightly job on the bank's extract, in order
+nightly: STEPS := warehouse relations features train score publish
 
-pipeline: data nightly strategies evaluate  ## generate the bank, the nightly job, the strategy review, the evaluation
+pipeline: data nightly report  ## generate the bank, the nightly job, the strategy review, the evaluation
+
+report: strategies evaluate  ## the strategy review and the held-out evaluation of the current model (reports/)
+
+# Until a bank has logged answers, stage two's re-ranker learns from simulated sessions of the development
+# bank (a sample of RERANK_CUSTOMERS per cut-off; empty: everyone), as the replay's does.
+RERANK_CUSTOMERS ?= $(if $(filter full,$(SCALE)),100000,)
+rerank: $(INSTALLED)  ## stage two's learned re-ranker for the current model, from simulated feedback sessions
+	$(call step,stage two's re-ranker from simulated feedback sessions)
+	$(PY) -m ml.evaluation.simulated_logs $(if $(RERANK_CUSTOMERS),--limit $(RERANK_CUSTOMERS)) $(SUMMARY)
+	$(PY) -m ml.recommendation.rerank_training $(SUMMARY)
 
 EVAL_DIR := $(LINGXI_DATA_DIR)/eval_seed_$(EVAL_SEED)
 
@@ -121,9 +155,34 @@ nginx:  ## install nginx from Debian when it is missing (as root): the proxy of 
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; \
 		else echo "nginx is missing: run 'make nginx' as root (or apt-get install nginx)" >&2; fi; }
 
-demo: pipeline  ## run the whole pipeline at demo scale and start the API
-	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT) || true
-	LINGXI_AS_OF=$${LINGXI_AS_OF:-data} $(MAKE) --no-print-directory serve  # the demo's answers count from its data's date
+# The demo: install, the bank, the nightly job and stage two's re-ranker, then the API. What it built is
+# reused while its inputs (the dependencies, the code and the dbt project, SCALE and SEED) are unchanged:
+# a second `make demo` starts the API in seconds.
+DEMO_STEPS  := install data warehouse relations features train rerank score publish
+DEMO_STAMP  := $(LINGXI_DATA_DIR)/demo-$(SCALE)-seed$(SEED).built
+# the demo's model learns from a smaller sample of customers without an adoption than the nightly's
+DEMO_TRAIN_ARGS ?= --min-non-adopters 20000
+# ... and its re-ranker from the simulated sessions of this many customers per cut-off
+DEMO_RERANK_CUSTOMERS ?= 20000
+DEMO_INPUTS := $(wildcard $(shell git ls-files ml models macros seeds feature_repo dbt_project.yml profiles.yml \
+	packages.yml 2>/dev/null || find ml models macros seeds feature_repo -type f))
+
+$(DEMO_STAMP): STEPS := $(DEMO_STEPS)
+$(DEMO_STAMP): $(INSTALLED) $(DEMO_INPUTS)
+	@mkdir -p $(LINGXI_DATA_DIR) && rm -f $(LINGXI_DATA_DIR)/demo-*.built
+	@$(MAKE) --no-print-directory demo-build
+	@touch $@
+
+demo-build: STEPS := $(DEMO_STEPS)
+demo-build: TRAIN_ARGS := $(DEMO_TRAIN_ARGS)
+demo-build: RERANK_CUSTOMERS := $(DEMO_RERANK_CUSTOMERS)
+demo-build: SUMMARY := >> $(LINGXI_DATA_DIR)/demo-steps.log
+demo-build: data warehouse relations features train rerank score publish
+
+demo: $(DEMO_STAMP)  ## install, build a demo-scale bank and its models (reused when current), start the API and console
+	@echo "The demo bank and its models are in $(LINGXI_DATA_DIR) (rebuilt when the code$(comma) SCALE or SEED change)." >&2
+	@$(PY) -m benchmarks.examples --host $(HOST) --port $(PORT)
+	@LINGXI_AS_OF=$${LINGXI_AS_OF:-data} $(MAKE) --no-print-directory serve  # the demo's answers count from its data's date
 
 services:  ## install the Debian packages the tests run for real (redis-server, postgresql, wrk, promtool, chromium, Java 17)
 	@bash scripts/services.sh test
@@ -159,6 +218,10 @@ uci: $(INSTALLED)  ## the strategy table on the real UCI Bank Marketing calls (U
 
 figures: $(INSTALLED)  ## render README's "Measured figures" and docs/figures.md from docs/figures.json
 	$(PY) -m ml.evaluation.figures
+
+bench-demo: $(INSTALLED)  ## time `make demo` from a clean data dir and again (INSTALL=1: and a fresh install); README states it
+	$(PY) -m benchmarks.demo_timing --scale $(SCALE) --seed $(SEED) $(if $(INSTALL),--install)
+	$(PY) -m benchmarks.demo_timing --record docs/demo_timing.json
 
 KIND ?= auto
 backup: $(INSTALLED)  ## back up the feedback store (KIND=auto: weekly full, else incremental; run daily)

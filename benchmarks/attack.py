@@ -201,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.attack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=None, help="the bank (default $LINGXI_DATA_DIR)")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--max-requests", type=int, default=4000)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the server under attack")
+    parser.add_argument("--max-requests", type=int, default=4000,
+                        help="stop the attack after this many requests (the final checks still run)")
     parser.add_argument("--seconds", type=float, default=300, help="time budget of the attack itself")
     parser.add_argument("--slow-seconds", type=float, default=12,
                         help="how long each slow client dribbles (above nginx's 10 s header timeout)")

@@ -117,9 +117,9 @@ def run(data_dir: Path, requests_per_page: int = 40, workers: int = 2) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.console_latency", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None, help="the bank (default $LINGXI_DATA_DIR)")
     parser.add_argument("--requests", type=int, default=40, help="requests per page")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     result = run(args.data_dir or paths.data, args.requests, args.workers)

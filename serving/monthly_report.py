@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.monthly_report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--month", required=True, help="the month, YYYY-MM")
-    parser.add_argument("--lang", default="zh_CN", choices=("zh_CN", "en"))
+    parser.add_argument("--lang", default="zh_CN", choices=("zh_CN", "en"), help="the report's language")
     parser.add_argument("--out", type=Path, default=None, help="folder (default: $LINGXI_REPORTS_DIR/monthly)")
     args = parser.parse_args(argv)
     paths = Paths.from_env()

@@ -136,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--listen", default="127.0.0.1:8000", help="where nginx listens (host:port)")
     parser.add_argument("--upstream", default="127.0.0.1:8001", help="where gunicorn listens (loopback host:port)")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", 2)))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", 1)))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", 2)),
+                        help="gunicorn workers (default $WORKERS or 2)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", 1)),
+                        help="threads per gunicorn worker (default $THREADS or 1: sync workers)")
     parser.add_argument("--run-dir", default=None, help="nginx config, pid, temp files and logs (default: a temp dir)")
     return serve(parser.parse_args(argv))
 

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     sub.add_parser("list", help="published versions, newest first (* = current)")
     to = sub.add_parser("to", help="make an earlier published version current")
-    to.add_argument("version")
+    to.add_argument("version", help="the published version to make current (an id from `list`)")
     to.add_argument("--by", required=True, help="who rolls back (recorded)")
     to.add_argument("--reason", default="", help="why (recorded)")
     args = parser.parse_args(argv)

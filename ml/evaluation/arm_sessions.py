@@ -100,13 +100,14 @@ def simulate_arm_sessions(paths: Paths, policy: str = "shuffled", shares: ArmSha
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.evaluation.arm_sessions", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--challenger", choices=POLICIES, default="registered")
-    parser.add_argument("--challenger-share", type=float, default=0.3)
-    parser.add_argument("--control-share", type=float, default=0.2)
-    parser.add_argument("--cutoff", default=HOLDOUT_CUTOFF.isoformat())
-    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--challenger", choices=POLICIES, default="registered",
+                        help="registered: the registry's challenger; shuffled: a worse one; oracle: a better one")
+    parser.add_argument("--challenger-share", type=float, default=0.3, help="share of customers in the challenger arm")
+    parser.add_argument("--control-share", type=float, default=0.2, help="share of customers in the control arm")
+    parser.add_argument("--cutoff", default=HOLDOUT_CUTOFF.isoformat(), help="the cut-off (YYYY-MM-DD) whose customers get a session")
+    parser.add_argument("--seed", type=int, default=11, help="seed of the simulated answers")
     parser.add_argument("--limit", type=int, default=None, help="first N customers (by id)")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="output folder of the sessions (a feedback export)")
     args = parser.parse_args(argv)
     shares = ArmShares(challenger=args.challenger_share, control=args.control_share)
     print(simulate_arm_sessions(Paths.from_env(), args.challenger, shares, date.fromisoformat(args.cutoff),

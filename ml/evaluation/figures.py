@@ -119,7 +119,7 @@ def rendered(doc: dict) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.evaluation.figures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--figures", type=Path, default=FIGURES_JSON)
+    parser.add_argument("--figures", type=Path, default=FIGURES_JSON, help="the figures file to render from")
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
     parser.add_argument("--record-uci", type=Path, metavar="DIR", help="record the UCI report in DIR (no rendering)")
     args = parser.parse_args(argv)

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from ml.core.config import DEFAULT_INTEREST_MODEL, INTEREST_MODELS, Paths
 from ml.core.feedback_log import PART, SCHEMAS
-from ml.core.logs import step_log
+from ml.core.logs import progress, step_log, working
 from ml.datagen.feedback import FeedbackSimulator
 from ml.features.layout import STAGE_ONE_FEATURES
 from ml.features.snapshot import feature_store
@@ -58,12 +58,15 @@ def simulate_logs(paths: Paths, cutoffs: Sequence[date], k: int = 5, seed: int =
         if limit:
             ids = ids[:limit]
         created = datetime(cutoff.year, cutoff.month, cutoff.day, 10, 0, 0)
-        features = fetch_features(store, pd.DataFrame({"customer_id": ids, "snapshot_ts": pd.Timestamp(created)}))
+        with working(f"{cutoff}: point-in-time features of {len(ids):,} customers"):
+            features = fetch_features(store, pd.DataFrame({"customer_id": ids, "snapshot_ts": pd.Timestamp(created)}))
         features = features.set_index("customer_id").reindex(ids)
         ok = features["age"].notna().to_numpy()
         ids, x = ids[ok], features.loc[ok, list(STAGE_ONE_FEATURES)].to_numpy(np.float32)
         first = s1.score_batch(x, k)
+        bar = progress(len(ids), f"{cutoff}: sessions", unit="customer")
         for i, cid in enumerate(ids):
+            bar.update(1)
             top = [int(j) for j in first.top[i] if j >= 0]
             if not top:
                 continue
@@ -82,6 +85,7 @@ def simulate_logs(paths: Paths, cutoffs: Sequence[date], k: int = 5, seed: int =
                                      int(s1.match(np.array([p]), np.array([j]))[0]), s1.model_version, at, None))
                     fb_rows.append((make_id("fb", seed, cid, cutoff, stage, pid), rid, cid, pid, "SIMULATED",
                                     response, at + timedelta(minutes=2), f"{rid}#{pid}"))
+        bar.close()
         log(f"{cutoff}: {len(ids):,} customers simulated ({time.perf_counter() - started:.0f} s)")
     write_export(out, rec_rows, fb_rows, {"source": f"simulated-seed{seed}-{'+'.join(str(c) for c in cutoffs)}",
                                            "generator_seed": paths.generator_seed(), "k": k,

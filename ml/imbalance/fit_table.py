@@ -319,7 +319,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--strategies", default=None, help="comma-separated subset of strategies (default: all)")
     p.add_argument("--popularity-by", default=None, help="group column for the popularity baseline")
     p.add_argument("--recipe", default="auto", help="feature recipe: auto (detect), none, or a name")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=int, default=5, help="folds of the stratified cross-validation")
     p.add_argument("--test-share", type=float, default=0.2, help="last share of rows for the time split")
     p.add_argument("--sampling-ratio", type=float, default=SAMPLING_RATIO,
                    help="minority/majority row ratio the samplers aim at")

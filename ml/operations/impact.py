@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--since", default=None, help="only lists served on or after this date")
     parser.add_argument("--min-lift", type=float, default=MIN_LIFT, help="required relative lift (default 0.15)")
     parser.add_argument("--bootstrap", type=int, default=BOOTSTRAP, help="bootstrap resamples (default 1000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     items = items_from_export(args.export) if args.export else items_from_marts(paths.marts)

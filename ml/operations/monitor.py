@@ -200,10 +200,14 @@ def apply(paths: Paths, product: str | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.operations.monitor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["check", "apply"])
-    parser.add_argument("--min-conversion", type=float, default=MIN_CONVERSION)
-    parser.add_argument("--falling-months", type=int, default=FALLING_MONTHS)
-    parser.add_argument("--min-shown", type=int, default=MIN_SHOWN)
+    parser.add_argument("action", choices=["check", "apply"],
+                        help="check: write the alerts; apply: make the proposed version current, re-score and publish")
+    parser.add_argument("--min-conversion", type=float, default=MIN_CONVERSION,
+                        help="alert when a product's conversion in the latest month is below this")
+    parser.add_argument("--falling-months", type=int, default=FALLING_MONTHS,
+                        help="alert when a product's conversion fell this many months in a row")
+    parser.add_argument("--min-shown", type=int, default=MIN_SHOWN,
+                        help="months with fewer items shown are not judged")
     parser.add_argument("--product", default=None, help="apply: the alert of this product")
     args = parser.parse_args(argv)
     paths = Paths.from_env()

@@ -25,6 +25,7 @@ import pandas as pd
 
 from ml.core import suitability
 from ml.core.config import Paths
+from ml.core.logs import working
 from ml.core.reports import json_default, merge_report, write_metrics
 from ml.core.suitability_rules import RULES_VERSION
 from ml.features import drift
@@ -60,7 +61,8 @@ def batch_score(paths: Paths, k: int = 5, sample: int | None = None, config: Rec
     source = stage_one_table.source_stamp(feature_source(paths))  # before reading: a later rebuild is seen
     ids, x = snapshot_features(paths, limit=sample)
     t_read = time.perf_counter() - started
-    lists = s1.score_batch(x, k)
+    with working(f"stage one for {len(ids):,} customers"):
+        lists = s1.score_batch(x, k)
     t_score = time.perf_counter() - started - t_read
     reference = MatchReference.fit(lists.probabilities, lists.allowed, s1.products, s1.model_version, s1.values)
     s1.reference = reference
@@ -84,8 +86,9 @@ def batch_score(paths: Paths, k: int = 5, sample: int | None = None, config: Rec
         shown = shown_mask(lists.top, lists.allowed.shape[1])
         answers = random_answers(rng, shown)
         t = time.perf_counter()
-        second = stage_two_batch(s1, reranker, x, shown, answers, k, p_first=lists.probabilities,
-                                 raw_first=lists.raw, objective=config.stage_two_objective)
+        with working("stage two for everyone, for the suitability audit"):
+            second = stage_two_batch(s1, reranker, x, shown, answers, k, p_first=lists.probabilities,
+                                     raw_first=lists.raw, objective=config.stage_two_objective)
         result["stage_two_s"] = round(time.perf_counter() - t, 1)
         owns = np.zeros((len(ids), len(s1.catalogue)), dtype=bool)
         owns[:, s1.positions] = answers == 3

@@ -142,7 +142,8 @@ def fit_propensity(fit: TrainingSet, calibration: TrainingSet, seed: int, max_ro
     (isotonic, weighted). Returns the booster, the calibrator and the calibration metrics."""
     ranking = calibration.ranking()
     booster = fit_booster(fit.x, fit.y, fit.w, seed, rounds=max_rounds, feval=ranking.lightgbm_metric(),
-                          valid=(calibration.x, calibration.y, calibration.w), patience=PATIENCE)
+                          valid=(calibration.x, calibration.y, calibration.w), patience=PATIENCE,
+                          progress_desc="LightGBM")
     raw = booster.predict(calibration.x)
     return booster, fit_calibrator(raw, calibration.y, calibration.w), ranking.report(raw)
 
@@ -150,11 +151,14 @@ def fit_propensity(fit: TrainingSet, calibration: TrainingSet, seed: int, max_ro
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.training.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7, help="seed of the sampling and of LightGBM")
     parser.add_argument("--non-adopters-per-adopter", type=float, default=NON_ADOPTERS_PER_ADOPTER,
                         help="customers without an adoption kept per adopting customer (each cut-off)")
+    parser.add_argument("--min-non-adopters", type=int, default=MIN_NON_ADOPTERS,
+                        help="keep at least this many customer x cut-off rows without an adoption (or all); "
+                             "fewer train faster (the demo's quick model)")
     args = parser.parse_args(argv)
-    train(Paths.from_env(), args.seed, args.non_adopters_per_adopter)
+    train(Paths.from_env(), args.seed, args.non_adopters_per_adopter, min_non_adopters=args.min_non_adopters)
     return 0
 
 if __name__ == "__main__":

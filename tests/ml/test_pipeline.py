@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -97,6 +98,8 @@ def test_report_has_figures(trained_data_dir):
     page = (reports / "report.html").read_text()
     for figure in ("pr_curves", "gain_chart", "calibration", "feature_importance"):
         assert f"figures/{figure}.png" in page and (reports / "figures" / f"{figure}.png").stat().st_size > 5_000
+    text = re.sub(r"<[^>]+>|figures/\S+|version [^,.<]+", " ", page)  # numbers a reader sees, not ids
+    assert not re.findall(r"\d\.\d{7,}", text), "figures are rounded to their precision"
 
 
 LIST_FIGURES = {"map_at_5", "recall_at_5", "top_decile_lift", "value_captured_at_5"}

@@ -1,0 +1,1 @@
+"""Lingxi's machine-learning package: synthetic bank, training, ranking, relations, cold start."""

@@ -1,0 +1,429 @@
+"""The manager workflow behind the views: lookup, stage one, feedback, stage two, dashboard.
+
+Plain functions over a ``Services`` bundle (catalogue, snapshots, store, engine, settings) so the
+views stay short and the logic is testable without HTTP.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import duckdb
+
+from ml.core.catalogue import Catalogue
+from ml.recommendation.contract import (
+    ALREADY_HELD,
+    SUPPRESSED_NOT_INTERESTED,
+    ColdStartResult,
+    Ranking,
+    RecommendationEngine,
+    UnknownCustomer,
+)
+
+from .access import Scope, require_visible_customer, require_visible_list
+from .engine import EngineSlot
+from .errors import ApiError
+from .feedback_push import FeedbackPusher
+from .release import Release, ReleaseManager, pinned
+from .snapshot import RECENT_EVENT_COLUMNS, Snapshot
+from .store import FeedbackRow, Recommendation, ShownProduct, SqlStore
+
+log = logging.getLogger("lingxi.serving")
+
+
+@dataclass
+class Services:
+    catalogue: Catalogue
+    releases: ReleaseManager
+    store: SqlStore
+    pusher: FeedbackPusher
+    suppression_days: int = 90
+    trigger_window_days: int = 30
+    timezone: str = "Asia/Shanghai"
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    metrics: Any = None  # serving.metrics.ServingMetrics once the app has metrics
+    _duck: threading.local = field(default_factory=threading.local)
+
+    def release(self) -> Release | None:
+        """The version this request answers from (snapshot and engine of one night)."""
+        return pinned(self.releases)
+
+    @property
+    def engine_slot(self) -> EngineSlot:
+        release = self.release()
+        return release.engine_slot if release is not None else EngineSlot(None, self.releases.reason())
+
+    @property
+    def engine(self) -> RecommendationEngine:
+        slot = self.engine_slot
+        if slot.engine is None:
+            raise self._unavailable("engine_unavailable", "the recommendation engine is not loaded", slot.error)
+        return slot.engine
+
+    def snapshot(self) -> Snapshot:
+        release = self.release()
+        if release is None or release.snapshot is None:
+            raise self._unavailable("snapshot_unavailable", "no customer snapshot is loaded yet",
+                                    release.snapshot_error if release is not None else self.releases.reason())
+        return release.snapshot
+
+    def _unavailable(self, code: str, message: str, reason: str | None) -> ApiError:
+        retry = self.releases.retry_in()
+        return ApiError(503, code, f"{message}: {reason}" if reason else message,
+                        headers={"Retry-After": str(max(1, round(retry)) if retry is not None else 5)})
+
+    def duck(self) -> duckdb.DuckDBPyConnection:
+        """A per-thread in-memory DuckDB connection (reads Parquet files; no database file)."""
+        conn = getattr(self._duck, "conn", None)
+        if conn is None:
+            conn = self._duck.conn = duckdb.connect(":memory:")
+        return conn
+
+
+# -- customers ---------------------------------------------------------------------------------
+def suppressions(services: Services, customer_id: str) -> dict[str, dict[str, Any]]:
+    """product id -> {reason, since, until}: "not interested" for N days, "already owns" for good."""
+    return suppressions_from(services, services.store.customer_judgements(customer_id))
+
+
+def suppressions_from(services: Services, judgements: Mapping[str, tuple[str, datetime]]) -> dict[str, dict[str, Any]]:
+    """``suppressions`` from a customer's latest judgements (product id -> (response, when))."""
+    now = services.clock()
+    out: dict[str, dict[str, Any]] = {}
+    for product_id, (response, recorded_at) in judgements.items():
+        if response == "already_owns":
+            out[product_id] = {"reason": ALREADY_HELD, "since": recorded_at, "until": None}
+        elif response == "not_interested":
+            until = recorded_at + timedelta(days=services.suppression_days)
+            if until > now:
+                out[product_id] = {"reason": SUPPRESSED_NOT_INTERESTED, "since": recorded_at, "until": until}
+    return out
+
+
+def recent_events(services: Services, snapshot: Snapshot, customer_id: str, limit: int = 20) -> list[dict]:
+    if snapshot.recent_events is None:
+        return []
+    cols = RECENT_EVENT_COLUMNS
+    try:
+        rows = services.duck().execute(
+            f"SELECT {', '.join(cols[1:])} FROM read_parquet(?) WHERE {cols[0]} = ? ORDER BY {cols[1]} DESC LIMIT ?",
+            [str(snapshot.recent_events), customer_id, limit]).fetchall()
+    except duckdb.Error as exc:  # e.g. an old snapshot directory removed by the pipeline
+        log.warning("recent events unavailable: %s", type(exc).__name__, extra={"event": "recent_events_failed"})
+        return []
+    return [{"event_time": r[0].isoformat() if hasattr(r[0], "isoformat") else str(r[0]), "event_type": r[1],
+             "product_id": r[2], "amount": float(r[3]) if r[3] is not None else None, "channel": r[4]}
+            for r in rows]
+
+
+def require_customer(services: Services, customer_id: str, scope: Scope) -> tuple[Snapshot, int]:
+    """The customer's snapshot row; 404 when unknown or outside the caller's book (``serving.access``)."""
+    snapshot = services.snapshot()
+    return snapshot, require_visible_customer(snapshot, customer_id, scope)
+
+
+def customer_view(services: Services, customer_id: str, scope: Scope) -> dict[str, Any]:
+    """Everything a manager sees when looking a customer up."""
+    snapshot, i = require_customer(services, customer_id, scope)
+    assert snapshot.books is not None
+    suppressed = suppressions(services, customer_id)
+    held = snapshot.holdings(i)
+    holdings = [{"product_id": p, "source": "bank"} for p in held]
+    holdings += [{"product_id": p, "source": "reported"} for p, s in sorted(suppressed.items())
+                 if s["reason"] == ALREADY_HELD and p not in held]
+    window = services.trigger_window_days
+    triggers = [{"trigger": t, "days_since": d, "window_days": window, "active": d is not None and d <= window}
+                for t, d in snapshot.triggers(i).items()]
+    profile = None
+    if services.engine_slot.engine is not None:
+        profile = services.engine.customer_profile(customer_id)
+    return {
+        "customer_id": customer_id,
+        "snapshot": snapshot.version,
+        "attributes": snapshot.summary(i),
+        "book": snapshot.books.entry(i),
+        "profile": {str(k): _jsonable(v) for k, v in profile.items()} if profile is not None else None,
+        "holdings": holdings,
+        "recent_events": recent_events(services, snapshot, customer_id),
+        "trigger_windows": triggers,
+        "suppressions": [{"product_id": p, "reason": s["reason"], "since": _iso(s["since"]), "until": _iso(s["until"])}
+                         for p, s in sorted(suppressed.items())],
+    }
+
+
+# -- recommendations ---------------------------------------------------------------------------
+def _products_from(ranking: Ranking, services: Services, suppressed: Mapping[str, Any], k: int) -> tuple[ShownProduct, ...]:
+    """Check the engine's list: catalogue products only, none suppressed, no repeats, at most k."""
+    shown: list[ShownProduct] = []
+    for item in ranking.products:
+        product = services.catalogue.get(item.product_id)
+        if product is None or item.product_id in suppressed or any(s.product_id == item.product_id for s in shown):
+            if product is None:
+                log.warning("engine returned a product outside the catalogue", extra={"event": "engine_contract"})
+            continue
+        match = int(min(100, max(0, round(item.match_score))))
+        reasons = tuple({"code": r.code, "text": r.text} for r in item.reasons)
+        shown.append(ShownProduct(item.product_id, len(shown) + 1, float(item.score), match, reasons,
+                                  tuple(item.tags) or product.tags))
+        if len(shown) == k:
+            break
+    return tuple(shown)
+
+
+def _excluded(ranking: Ranking, suppressed: Mapping[str, dict]) -> list[dict[str, Any]]:
+    out = {e.product_id: list(e.reason_codes) for e in ranking.excluded}
+    for product_id, s in suppressed.items():
+        out.setdefault(product_id, [])
+        if s["reason"] not in out[product_id]:
+            out[product_id].append(s["reason"])
+    return [{"product_id": p, "reason_codes": codes} for p, codes in sorted(out.items())]
+
+
+def _summary(catalogue: Catalogue, product_id: str) -> dict[str, Any]:
+    product = catalogue.get(product_id)
+    if product is None:  # logged earlier, since removed from the catalogue
+        return {"product_id": product_id, "name": None, "name_zh": None, "category": None, "risk_level": None}
+    return product.summary()
+
+
+def recommendation_body(rec: Recommendation, services: Services, feedback: Sequence[FeedbackRow] = (),
+                        excluded: list[dict] | None = None) -> dict[str, Any]:
+    latest: dict[str, str] = {}
+    for row in feedback:
+        latest[row.product_id] = row.response
+    body = {
+        "recommendation_id": rec.recommendation_id,
+        "customer_id": rec.customer_id,
+        "manager_id": rec.manager_id,
+        "stage": rec.stage,
+        "parent_recommendation_id": rec.parent_recommendation_id,
+        "model_version": rec.model_version,
+        "created_at": _iso(rec.created_at),
+        "products": [
+            {**_summary(services.catalogue, p.product_id), "rank": p.rank, "score": p.score,
+             "match_score": p.match_score, "reasons": list(p.reasons), "tags": list(p.tags),
+             "feedback": latest.get(p.product_id)}
+            for p in rec.products
+        ],
+    }
+    if excluded is not None:
+        body["excluded"] = excluded
+    return body
+
+
+def stage_one(services: Services, customer_id: str, k: int, scope: Scope, explain: bool,
+              reads: Sequence[Any] = ()) -> dict[str, Any]:
+    """Rank, log the list (with the audit ``reads`` in the same commit) and return it."""
+    require_customer(services, customer_id, scope)
+    manager_id = scope.acting_manager
+    engine = services.engine
+    suppressed = suppressions(services, customer_id)
+    try:
+        ranking = engine.stage_one(customer_id, k, explain_exclusions=explain,
+                                   suppressed={p: s["reason"] for p, s in suppressed.items()})
+    except UnknownCustomer:
+        raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
+    if services.metrics is not None:
+        services.metrics.stage_one_served(ranking)
+    rec = Recommendation(uuid.uuid4().hex.upper(), customer_id, manager_id, 1, None, ranking.model_version,
+                         services.clock(), _products_from(ranking, services, suppressed, k))
+    services.store.log_recommendation(rec, reads)
+    return recommendation_body(rec, services, excluded=_excluded(ranking, suppressed) if explain else None)
+
+
+def load_recommendation(services: Services, recommendation_id: str, scope: Scope) -> Recommendation:
+    """A logged list whose customer is in the caller's book now (404 otherwise, as for an unknown id)."""
+    rec = services.store.get_recommendation(recommendation_id)
+    if rec is None:
+        raise ApiError(404, "unknown_recommendation", "no recommendation with this id")
+    if scope.book is not None:  # admin reads every list, with or without a snapshot
+        require_visible_list(services.snapshot(), rec.customer_id, scope)
+    return rec
+
+
+def stage_two(services: Services, parent: Recommendation, k: int, manager_id: str | None, explain: bool,
+              reads: Sequence[Any] = ()) -> dict[str, Any]:
+    if parent.stage != 1:
+        raise ApiError(422, "not_stage_one", "stage two re-ranks a stage-one recommendation")
+    feedback = services.store.latest_feedback(parent.recommendation_id)
+    if not feedback:
+        raise ApiError(422, "no_feedback", "record feedback on this recommendation before asking for stage two")
+    suppressed = suppressions(services, parent.customer_id)
+    services.pusher.sync(parent.customer_id)  # the re-ranker reads the online aggregates: they must hold these answers
+    try:
+        ranking = services.engine.stage_two(parent.customer_id, [p.product_id for p in parent.products], feedback, k,
+                                            explain_exclusions=explain,
+                                            suppressed={p: s["reason"] for p, s in suppressed.items()})
+    except UnknownCustomer:
+        raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
+    rec = Recommendation(uuid.uuid4().hex.upper(), parent.customer_id, manager_id, 2, parent.recommendation_id,
+                         ranking.model_version, services.clock(), _products_from(ranking, services, suppressed, k))
+    services.store.log_recommendation(rec, reads)
+    body = recommendation_body(rec, services, excluded=_excluded(ranking, suppressed) if explain else None)
+    body["stage_one_feedback"] = [{"product_id": p, "response": r} for p, r in sorted(feedback.items())]
+    return body
+
+
+# -- feedback ----------------------------------------------------------------------------------
+def request_hash(recommendation_id: str, manager_id: str, items: Sequence[tuple[str, str]]) -> str:
+    canonical = json.dumps([recommendation_id, manager_id, sorted(items)], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def feedback_body(rec: Recommendation, manager_id: str, key: str, rows: Sequence[FeedbackRow]) -> dict[str, Any]:
+    return {
+        "recommendation_id": rec.recommendation_id,
+        "customer_id": rec.customer_id,
+        "manager_id": manager_id,
+        "idempotency_key": key,
+        "recorded_at": _iso(rows[0].recorded_at) if rows else None,
+        "items": [{"feedback_id": r.feedback_id, "product_id": r.product_id, "response": r.response} for r in rows],
+    }
+
+
+def record_feedback(services: Services, rec: Recommendation, manager_id: str, key: str,
+                    items: Sequence[tuple[str, str]], caller: str) -> tuple[int, dict[str, Any]]:
+    """Validate against the recommendation, store durably, queue the push; (status, body). 201 new, 200
+    replay. ``key`` is scoped to ``caller``: another caller's identical key is another request."""
+    shown = {p.product_id for p in rec.products}
+    unknown = [p for p, _ in items if p not in services.catalogue]
+    if unknown:
+        raise ApiError(422, "unknown_product", f"unknown product(s): {', '.join(unknown[:5])}")
+    not_shown = [p for p, _ in items if p not in shown]
+    if not_shown:
+        raise ApiError(422, "product_not_shown",
+                       f"product(s) not shown in this recommendation: {', '.join(not_shown[:5])}")
+    result = services.store.record_feedback(
+        idempotency_key=key, request_hash=request_hash(rec.recommendation_id, manager_id, items),
+        recommendation=rec, manager_id=manager_id, items=items, recorded_at=services.clock(), caller=caller)
+    if result.status == "conflict":
+        raise ApiError(409, "idempotency_conflict", "this idempotency key was used with a different request")
+    if result.status == "created":
+        if services.metrics is not None:
+            services.metrics.feedback_stored(rec.stage, [row.response for row in result.rows])
+        services.pusher.submit([rec.customer_id])  # best effort, off the request path (feedback_push)
+        return 201, feedback_body(rec, manager_id, key, result.rows)
+    return 200, feedback_body(rec, manager_id, key, result.rows)
+
+
+# -- cold start --------------------------------------------------------------------------------
+def cold_start(services: Services, product: dict[str, Any], n: int) -> dict[str, Any]:
+    if product["product_id"] in services.catalogue:
+        raise ApiError(422, "product_exists", "cold start analyses a product that is not in the catalogue yet")
+    try:
+        result: ColdStartResult = services.engine.cold_start(product, n)
+    except NotImplementedError:
+        raise ApiError(501, "not_implemented", "this engine version has no cold-start analysis") from None
+    f = result.forecast
+    return {
+        "product_id": product["product_id"],
+        "model_version": result.model_version,
+        "conflicts": [{"product_id": c.product_id, "relation": c.relation, "similarity": float(c.similarity),
+                       "risk": c.risk, "reason": c.reason} for c in result.conflicts],
+        "warnings": [{"code": w.code, "severity": w.severity, "message": w.message} for w in result.warnings],
+        "targets": [{"customer_id": t.customer_id, "match_score": int(t.match_score),
+                     "reasons": [{"code": r.code, "text": r.text} for r in t.reasons]} for t in result.targets[:n]],
+        "forecast": {"horizon_months": f.horizon_months, "expected_adopters": float(f.expected_adopters),
+                     "adopters_low": float(f.adopters_low), "adopters_high": float(f.adopters_high),
+                     "expected_revenue_cny": float(f.expected_revenue_cny),
+                     "similar_products": list(f.similar_products), "assumptions": list(f.assumptions)},
+    }
+
+
+# -- dashboard ---------------------------------------------------------------------------------
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+def _items(shown=0, judged=0, interested=0, not_interested=0, already_owns=0) -> dict[str, Any]:
+    return {"shown": shown, "judged": judged, "interested": interested, "not_interested": not_interested,
+            "already_owns": already_owns, "hit_rate": _rate(interested, judged)}
+
+
+def _add_items(acc: dict[str, Any], row: Sequence[int]) -> None:
+    for key, value in zip(("shown", "judged", "interested", "not_interested", "already_owns"), row):
+        acc[key] += value
+    acc["hit_rate"] = _rate(acc["interested"], acc["judged"])
+
+
+def _lists(lists=0, judged=0, hits=0) -> dict[str, Any]:
+    return {"lists": lists, "judged": judged, "with_interest": hits, "hit_rate": _rate(hits, judged)}
+
+
+def _counts() -> dict[str, int]:
+    return {"total": 0, "positive": 0, "negative": 0, "already_owns": 0}
+
+
+def _add_count(acc: dict[str, int], response: str, n: int) -> None:
+    acc["total"] += n
+    acc[{"interested": "positive", "not_interested": "negative"}.get(response, "already_owns")] += n
+
+
+def dashboard(services: Services, start: date, end: date) -> dict[str, Any]:
+    """Feedback counts and stage-one / stage-two hit rates, overall, per manager and per product, from
+    the store's daily counts (local days [start, end]); the work is bounded by the range, not the log."""
+    stage_key = {1: "stage_one", 2: "stage_two"}
+    total = {"stage_one": {"items": _items(), "lists": _lists()}, "stage_two": {"items": _items(), "lists": _lists()}}
+    managers: dict[Any, dict] = defaultdict(lambda: {"feedback": _counts(), "stage_one": {"items": _items(), "lists": _lists()},
+                                                     "stage_two": {"items": _items(), "lists": _lists()}})
+    products: dict[str, dict] = defaultdict(lambda: {"feedback": _counts(), "stage_one": _items(), "stage_two": _items()})
+    for stage, manager, product, *numbers in services.store.item_outcomes(start, end):
+        key = stage_key[stage]
+        _add_items(total[key]["items"], numbers)
+        _add_items(managers[manager][key]["items"], numbers)
+        _add_items(products[product][key], numbers)
+    for stage, manager, lists, judged, hits in services.store.list_outcomes(start, end):
+        key = stage_key[stage]
+        for acc in (total[key]["lists"], managers[manager][key]["lists"]):
+            acc["lists"] += lists
+            acc["judged"] += judged
+            acc["with_interest"] += hits
+            acc["hit_rate"] = _rate(acc["with_interest"], acc["judged"])
+    feedback = _counts()
+    for manager, product, response, n in services.store.feedback_counts(start, end):
+        for acc in (feedback, managers[manager]["feedback"], products[product]["feedback"]):
+            _add_count(acc, response, n)
+    one, two = total["stage_one"]["items"]["hit_rate"], total["stage_two"]["items"]["hit_rate"]
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "timezone": services.timezone,
+        "feedback": feedback,
+        "stage_one": total["stage_one"],
+        "stage_two": total["stage_two"],
+        "stage_two_relative_uplift": round(two / one - 1, 6) if one and two is not None else None,
+        "by_manager": [{"manager_id": m, **v} for m, v in sorted(managers.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))],
+        "by_product": [{"product_id": p, **v} for p, v in sorted(products.items())],
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """Engine values as JSON: numpy scalars and arrays unwrapped, NaN/inf as null, dates as ISO text."""
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
