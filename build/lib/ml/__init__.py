@@ -1,1 +1,0 @@
-"""Lingxi's machine-learning package: synthetic bank, training, ranking, relations, cold start."""

@@ -1,6 +1,0 @@
-"""The console's pages, one module per page (each adds its routes to ``console.blueprint.bp``)."""
-from __future__ import annotations
-
-from . import access, customer, recommend, segments, today
-
-__all__ = ["access", "customer", "recommend", "segments", "today"]
