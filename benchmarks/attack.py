@@ -1,10 +1,12 @@
 """A scripted attack on the real API: ``make attack SCALE=test`` writes ``reports/security.json``.
 
     python -m benchmarks.attack [--data-dir DIR] [--workers 2] [--max-requests 4000] [--seconds 300]
+                                [--front nginx|gunicorn]
     python -m benchmarks.attack --check     # exit 3 when DIR lacks what the real app needs
 
-It starts gunicorn with the real app (``serving:create_app()``, the engine ``LINGXI_ENGINE`` names)
-on 127.0.0.1 over a scratch copy of ``DIR`` (``benchmarks.server``: nothing in ``DIR`` is written),
+It starts the production front door (nginx buffering requests in front of gunicorn, ``serving.proxy``;
+``--front gunicorn`` for gunicorn alone) with the real app (``serving:create_app()``, the engine
+``LINGXI_ENGINE`` names) on 127.0.0.1 over a scratch copy of ``DIR`` (``benchmarks.server``: nothing in ``DIR`` is written),
 with the production defaults for rate limits, and attacks it from this process, bounded by
 ``--max-requests`` and ``--seconds``. Two real managers of the books, A and B, take part; A plays
 the attacker against B's book (``benchmarks.attack_cases``). The attack tokens carry no rate limit
@@ -36,7 +38,7 @@ import pyarrow.parquet as pq
 
 from benchmarks import attack_cases as cases
 from benchmarks.attack_client import Budget, Client
-from benchmarks.server import GUNICORN, Server, free_port, prepare_scratch
+from benchmarks.server import FRONTS, GUNICORN, Server, free_port, prepare_scratch
 from ml.core.config import Paths
 from ml.core.logs import step_log
 from serving.config import DEFAULT_RATE_LIMITS
@@ -114,7 +116,7 @@ def _worker_restarts(log_path: Path, workers: int) -> int:
 
 
 def run_attack(data_dir: Path, *, workers: int = 2, max_requests: int = 4000, seconds: float = 300,
-               slow_seconds: float = 8, work_dir: Path | None = None) -> dict[str, Any]:
+               slow_seconds: float = 12, work_dir: Path | None = None, front: str = "nginx") -> dict[str, Any]:
     data_dir = Path(data_dir).resolve()
     if not GUNICORN.exists():
         raise FileNotFoundError(f"gunicorn is not installed next to {sys.executable}")
@@ -125,7 +127,7 @@ def run_attack(data_dir: Path, *, workers: int = 2, max_requests: int = 4000, se
         prepare_scratch(data_dir, scratch)
         tokens = _tokens(scratch / "tokens.json", a, b)
         env = {"LINGXI_RATE_LIMITS": DEFAULT_RATE_LIMITS, "LINGXI_RATE_BURST_SECONDS": str(BURST_SECONDS)}
-        server = Server(scratch, workers, 1, free_port(), extra_env=env)
+        server = Server(scratch, workers, 1, free_port(), extra_env=env, front=front)
         try:
             server.start()
             ready = server.readiness()
@@ -178,6 +180,7 @@ def run_attack(data_dir: Path, *, workers: int = 2, max_requests: int = 4000, se
         "managers": {"attacker": a, "attacker_book": len(book_a), "victim": b, "victim_book": len(book_b)},
         "n_customers": n_customers,
         "workers": workers,
+        "front": front,
         "engine": ready.get("checks", {}).get("engine", {}).get("versions"),
         "limits": {"max_requests": max_requests, "seconds": seconds},
         "duration_s": round(time.monotonic() - started, 1),
@@ -198,10 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.attack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=None, help="the bank (default $LINGXI_DATA_DIR)")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--max-requests", type=int, default=4000)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the server under attack")
+    parser.add_argument("--max-requests", type=int, default=4000,
+                        help="stop the attack after this many requests (the final checks still run)")
     parser.add_argument("--seconds", type=float, default=300, help="time budget of the attack itself")
-    parser.add_argument("--slow-seconds", type=float, default=8, help="how long each slow client dribbles")
+    parser.add_argument("--slow-seconds", type=float, default=12,
+                        help="how long each slow client dribbles (above nginx's 10 s header timeout)")
+    parser.add_argument("--front", choices=FRONTS, default="nginx",
+                        help="nginx in front of gunicorn as in production (make serve-prod), or gunicorn alone")
     parser.add_argument("--check", action="store_true", help="only check the data dir (exit 3 if incomplete)")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
@@ -212,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[attack] {data_dir} lacks {', '.join(missing)}", file=sys.stderr)
         return 3 if missing else 0
     result = run_attack(data_dir, workers=args.workers, max_requests=args.max_requests, seconds=args.seconds,
-                        slow_seconds=args.slow_seconds)
+                        slow_seconds=args.slow_seconds, front=args.front)
     path = write_report(paths.reports, result)
     summary = {k: result[k] for k in ("requests", "by_class", "server_errors", "cross_book_successes")}
     print(json.dumps(summary, indent=2))

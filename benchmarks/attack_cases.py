@@ -57,8 +57,8 @@ def auth(c: Client, cast: Cast) -> None:
     endpoints = [("GET", f"{V1}/customers/{cid}", None), ("POST", f"{V1}/segments/query", {"limit": 5}),
                  ("POST", f"{V1}/recommendations", {"customer_id": cid}), ("GET", f"{V1}/recommendations/{rid}", None),
                  ("POST", f"{V1}/recommendations/{rid}/stage-two", {}), ("GET", f"{V1}/dashboard", None),
-                 ("POST", f"{V1}/recommendations/{rid}/feedback", _item(rec)), ("GET", f"{V1}/products", None),
-                 ("GET", f"{V1}/openapi.json", None)]
+                 ("POST", f"{V1}/recommendations/{rid}/feedback", _item(rec)), ("GET", f"{V1}/products", None)]
+    # (the OpenAPI document and the API reference are public by design: nothing in them is the bank's)
     valid = t["a"]
     tampered = valid[:-1] + ("A" if valid[-1] != "A" else "B")
     forged = f"lx_{valid.split('_')[1]}_" + "x" * 43  # a real token id with a made-up secret

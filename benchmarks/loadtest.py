@@ -334,12 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loadtest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=None, help="the bank (default $LINGXI_DATA_DIR)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (1: sync workers, as `make serve`; >1: gthread)")
-    parser.add_argument("--rate", type=float, default=Plan.rate)
-    parser.add_argument("--seconds", type=float, default=Plan.seconds)
-    parser.add_argument("--ladder-seconds", type=float, default=Plan.ladder_seconds)
-    parser.add_argument("--generator", choices=["auto", "wrk", "asyncio"], default="auto")
+    parser.add_argument("--rate", type=float, default=Plan.rate, help="stage-one requests per second of the main phase")
+    parser.add_argument("--seconds", type=float, default=Plan.seconds, help="length of the main phase")
+    parser.add_argument("--ladder-seconds", type=float, default=Plan.ladder_seconds,
+                        help="length of each rung of the search for the highest rate with p95 < 100 ms")
+    parser.add_argument("--generator", choices=["auto", "wrk", "asyncio"], default="auto",
+                        help="load generator: wrk (open loop, Lua script), the built-in asyncio one, or wrk when installed")
     parser.add_argument("--quick", action="store_true", help="seconds-long phases at low rates (a smoke test)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench.json alone")
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""A gunicorn server for the load test and the attack, on a scratch copy of the data (never writing the originals)."""
+"""The API for the load test and the attack (gunicorn, or nginx in front of it as in production), on a scratch
+copy of the data (never writing the originals)."""
 from __future__ import annotations
 
 import os
@@ -18,8 +19,10 @@ from benchmarks import loadgen
 from ml.core import versions
 from ml.core.config import PROJECT_ROOT
 from serving.config import sqlite_url
+from serving.proxy import GUNICORN_CONF
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
+FRONTS = ("gunicorn", "nginx")
 
 WRITTEN_BY_SERVING = ("feedback.db", "feedback.db-wal", "feedback.db-shm", "tokens.json")
 
@@ -79,8 +82,13 @@ def free_port() -> int:
 class Server:
     """gunicorn over the scratch dir, in its own process group (kill -9 takes master and workers)."""
 
-    def __init__(self, scratch: Path, workers: int, threads: int, port: int, extra_env: dict[str, str] | None = None):
-        self.scratch, self.workers, self.threads, self.port = scratch, workers, threads, port
+    def __init__(self, scratch: Path, workers: int, threads: int, port: int, extra_env: dict[str, str] | None = None,
+                 front: str = "gunicorn"):
+        """``front="nginx"``: the production front door (``serving.proxy``: nginx buffering slow clients,
+        gunicorn on a loopback upstream); ``"gunicorn"``: gunicorn answers the port itself."""
+        if front not in FRONTS:
+            raise ValueError(f"front must be one of {FRONTS}")
+        self.scratch, self.workers, self.threads, self.port, self.front = scratch, workers, threads, port, front
         self.extra_env = dict(extra_env or {})
         self.base = f"http://127.0.0.1:{port}"
         self.log = scratch / "gunicorn.log"
@@ -97,8 +105,12 @@ class Server:
         return {**env, **self.extra_env}
 
     def command(self) -> list[str]:
-        command = [str(GUNICORN), "--workers", str(self.workers), "--bind", f"127.0.0.1:{self.port}",
-                   "--backlog", "4096", "--timeout", "120"]
+        if self.front == "nginx":
+            return [sys.executable, "-m", "serving.proxy", "--listen", f"127.0.0.1:{self.port}",
+                    "--upstream", f"127.0.0.1:{free_port()}", "--workers", str(self.workers),
+                    "--threads", str(self.threads), "--run-dir", str(self.scratch / "proxy")]
+        command = [str(GUNICORN), "-c", str(GUNICORN_CONF), "--workers", str(self.workers),
+                   "--bind", f"127.0.0.1:{self.port}", "--backlog", "4096", "--timeout", "120"]
         if self.threads > 1:
             command += ["--worker-class", "gthread", "--threads", str(self.threads)]
         return command + ["serving:create_app()"]

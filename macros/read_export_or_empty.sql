@@ -24,16 +24,26 @@
     from {{ source_relation }}
 {%- endmacro %}
 
+{#- A column the files do not have yet (an export written before it was added) reads as null. -#}
 {% macro duckdb__read_export_or_empty(source_relation, file_glob, columns) -%}
     {%- set has_files = false -%}
+    {%- set present = [] -%}
     {%- if execute -%}
         {%- set found = run_query("select count(*) from glob('" ~ file_glob ~ "')") -%}
         {%- set has_files = found.columns[0].values()[0] > 0 -%}
+        {%- if has_files -%}
+            {%- set described = run_query("describe select * from read_parquet('" ~ file_glob ~ "', union_by_name = true)") -%}
+            {%- for name in described.columns[0].values() -%}{%- do present.append(name) -%}{%- endfor -%}
+        {%- endif -%}
     {%- endif -%}
     {%- if has_files %}
     select
         {%- for name, type in columns.items() %}
+        {%- if name in present %}
         cast({{ adapter.quote(name) }} as {{ type }}) as {{ name }}{{ "," if not loop.last }}
+        {%- else %}
+        cast(null as {{ type }}) as {{ name }}{{ "," if not loop.last }}
+        {%- endif %}
         {%- endfor %}
     from {{ source_relation }}
     {%- else %}

@@ -3,10 +3,12 @@
 #
 #   scripts/services.sh test    redis-server (Redis online store), postgresql (feedback store, pg_dump for
 #                               backups), wrk (load generator), promtool (alert rules), curl (README examples),
-#                               strace (the power-loss simulation of the SQLite store), Java 17 (dbt on a local
-#                               Apache Spark, the cross-engine warehouse test)
+#                               strace (the power-loss simulation of the SQLite store),
+#                               chromium + chromium-driver + a CJK font (the console's browser tests),
+#                               Java 17 (dbt on a local Apache Spark, the cross-engine warehouse test)
 #   scripts/services.sh java    Java 17 only (make warehouse-spark)
 #   scripts/services.sh bench   wrk
+#   scripts/services.sh report  chromium + a CJK font (the monthly report's PDF, printed headless)
 #
 # Only installs: the tests start their own servers on loopback in temporary directories. Nothing is
 # started here, and apt is kept from starting the packages' system services (a policy-rc.d for the
@@ -30,6 +32,9 @@ case "$purpose" in
     have promtool || missing+=(prometheus)
     have curl || missing+=(curl)
     have strace || missing+=(strace)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+    { have fc-list && fc-list :lang=zh | grep -q .; } || missing+=(fonts-wqy-zenhei)  # Chinese text in screenshots
     have java || missing+=(openjdk-17-jre-headless)
     ;;
   java)
@@ -38,8 +43,12 @@ case "$purpose" in
   bench)
     have wrk || missing+=(wrk)
     ;;
+  report)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    { have fc-list && fc-list :lang=zh | grep -q .; } || missing+=(fonts-wqy-zenhei)
+    ;;
   *)
-    echo "usage: $0 [test|bench|java]" >&2
+    echo "usage: $0 [test|bench|report|java]" >&2
     exit 2
     ;;
 esac

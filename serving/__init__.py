@@ -4,8 +4,9 @@
 applies ``test_config`` on top, and attaches the resources in ``init_app`` style: JSON errors,
 request logs, the audit log, tokens and rate limits, the product catalogue, the feedback store, the
 Prometheus metrics and the release manager (customer snapshot and engine of the published version,
-``serving.release``). Nothing is read or opened at import time, and nothing that can fail or take
-long (database, model, snapshot) blocks the boot.
+``serving.release``); then the API's blueprints and the managers' console (``serving.console``).
+Nothing is read or opened at import time, and nothing that can fail or take long (database, model,
+snapshot) blocks the boot.
 """
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from ml.core.catalogue import load_catalogue
+from ml.engine.arms import ArmShares
 
-from . import audit_log, auth, errors, logs, metrics, ratelimit, release
+from . import audit_log, auth, console, errors, i18n, logs, metrics, ratelimit, release
 from . import config as serving_config
 from .api import register
 from .api.common import EXTENSION
+from .as_of import AsOfSetting
 from .feedback_push import FeedbackPusher
 from .release import LiveEngineSlot, ReleaseManager, catch_up_feedback
 from .store import open_store
@@ -62,6 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     serving_config.finalise(app.config)
     app.json = _JsonProvider(app)
 
+    i18n.init_app(app)  # first: errors and pages speak the request's language
     errors.init_app(app)
     logs.init_app(app)
     audit_log.init_app(app)  # after the request log: the log shows a status the audit may change
@@ -89,6 +93,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         suppression_days=int(app.config["LINGXI_SUPPRESSION_DAYS"]),
         trigger_window_days=int(app.config["LINGXI_TRIGGER_WINDOW_DAYS"]),
         timezone=app.config["LINGXI_TIMEZONE"],
+        as_of_setting=AsOfSetting.parse(app.config["LINGXI_AS_OF"]),
+        arm_shares=ArmShares(challenger=float(app.config["LINGXI_CHALLENGER_SHARE"]),
+                             control=float(app.config["LINGXI_CONTROL_SHARE"]), salt=str(app.config["LINGXI_ARM_SALT"])),
     )
     if app.config.get("LINGXI_CLOCK"):
         services.clock = app.config["LINGXI_CLOCK"]
@@ -99,4 +106,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     metrics.init_app(app)
     register(app)
+    console.init_app(app)
     return app

@@ -41,7 +41,8 @@ def requested_manager(params: Mapping[str, Any]) -> str | None:
     if requested is MISSING:
         return None
     if not isinstance(requested, str) or not MANAGER_ID.fullmatch(requested):
-        raise ApiError(400, "invalid_value", "manager_id must match [A-Za-z0-9_-]{1,32}")
+        raise ApiError(400, "invalid_value", "manager_id must be 1 to 32 characters from A-Z, a-z, 0-9, _ and -",
+                       field="manager_id", in_body=hasattr(params, "path"))
     return requested
 
 
@@ -51,10 +52,12 @@ def acting_manager(principal: Principal, params: Mapping[str, Any]) -> str | Non
     requested = requested_manager(params)
     if principal.role == "manager":
         if requested is not None and requested != principal.manager_id:
-            raise ApiError(403, "forbidden", "a manager may act only under their own manager_id")
+            raise ApiError(403, "forbidden", "a manager may act only under their own manager_id", field="manager_id",
+                           in_body=hasattr(params, "path"))
         return principal.manager_id
     if principal.role == "crm" and requested is None:
-        raise ApiError(400, "missing_field", "manager_id is required for the crm role: the CRM acts for a manager")
+        raise ApiError(400, "missing_field", "manager_id is required for the crm role: the CRM acts for a manager",
+                       field="manager_id", in_body=hasattr(params, "path"))
     return requested if principal.role == "crm" else None
 
 

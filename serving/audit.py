@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export", help="write the customer reads of a period as CSV")
     export.add_argument("--since", required=True, help="UTC date or ISO date-time (inclusive)")
     export.add_argument("--until", default=None, help="UTC date or ISO date-time (exclusive)")
-    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--out", type=Path, required=True, help="the CSV file to write")
     export.add_argument("--db-url", default=None, help="feedback store URL (default LINGXI_FEEDBACK_DB_URL)")
     args = parser.parse_args(argv)
     try:

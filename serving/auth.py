@@ -229,12 +229,24 @@ class TokenRegistry:
             return None
         self._reload()
         if self.error is not None:
-            raise ApiError(503, "tokens_unavailable", f"the API tokens cannot be read ({self.error}); they are "
-                           f"re-read within {self.check_seconds:g} s of a change", headers={"Retry-After": "2"})
+            raise ApiError(503, "tokens_unavailable", "the API tokens cannot be read (%(error)s); they are re-read "
+                           "within %(seconds)s s of a change", params={"error": self.error,
+                                                                       "seconds": f"{self.check_seconds:g}"},
+                           headers={"Retry-After": "2"})
         entry = self._by_id.get(match.group(1))
         if entry is None or not hmac.compare_digest(entry.digest, digest(entry.salt, token)):
             return None
         return entry.principal()
+
+    def principal(self, token_id: str) -> Principal | None:
+        """The principal of a token that is still registered (a console session re-checks its
+        token on every request, so a revoked token ends the session)."""
+        try:
+            self._reload()
+        except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError):
+            pass
+        entry = self._by_id.get(token_id)
+        return entry.principal() if entry is not None else None
 
 
 def _describe(exc: BaseException) -> str:
@@ -279,7 +291,8 @@ def require(*roles: str) -> Callable:
                 if principal.role == "admin" and request.method != "GET":
                     raise ApiError(403, "admin_read_only",
                                    "the admin role reads everything but writes nothing in a manager's name")
-                raise ApiError(403, "forbidden", f"role {principal.role!r} may not call this endpoint")
+                raise ApiError(403, "forbidden", "role %(role)s may not call this endpoint",
+                               params={"role": principal.role})
             return view(*args, **kwargs)
 
         wrapper.roles = tuple(roles)  # type: ignore[attr-defined]

@@ -1,4 +1,7 @@
-"""JSON errors: every error response is ``{"error": {"code": ..., "message": ...}}``.
+"""JSON errors: every error response is ``{"error": {"code": ..., "message": ...}}``, in the request's
+language (``serving.i18n``). An error about one value of the request also names it: ``field`` (its
+path, ``filters/age/min``; a query parameter or header by its name) and, for a value of the JSON
+body, ``pointer`` (the RFC 6901 JSON pointer, ``/filters/age/min``). One error names one field.
 
 Status policy (also in the OpenAPI document):
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask import Flask, g, jsonify
@@ -54,22 +58,51 @@ _HTTP_CODES = {
 
 
 class ApiError(Exception):
-    """A client-facing error with a status, a stable machine code and a message."""
+    """A client-facing error with a status, a stable machine code and a message.
 
-    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> None:
+    ``message`` is an English template (``%(name)s`` placeholders, filled from ``params``), translated
+    when the answer is written. ``field``: the path of the offending value (``("filters", "age",
+    "min")``, or a parameter's name); ``in_body`` says whether it is a value of the JSON body (then
+    the answer carries its JSON pointer)."""
+
+    def __init__(self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+                 params: Mapping[str, Any] | None = None, field: Sequence[str | int] | str | None = None,
+                 in_body: bool = True) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.params = dict(params or {})
+        self.field: tuple[str | int, ...] | None = (field,) if isinstance(field, str) else \
+            (tuple(field) if field is not None else None)
+        self.in_body = in_body
         self.headers = headers or {}
 
+    def text(self) -> str:
+        """The message in the request's language."""
+        from .i18n import translate
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+        return translate(self.message, {k: str(v) for k, v in self.params.items()} if self.params else None)
+
+
+def pointer(path: Sequence[str | int]) -> str:
+    """The RFC 6901 JSON pointer of a path (``~`` and ``/`` escaped)."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def error_body(code: str, message: str, field: Sequence[str | int] | None = None, in_body: bool = True
+               ) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code}
+    if field:
+        error["field"] = "/".join(str(part) for part in field)
+        if in_body:
+            error["pointer"] = pointer(field)
+    error["message"] = message
+    return {"error": error}
 
 
 def _api_error(exc: ApiError):
-    response = jsonify(error_body(exc.code, exc.message))
+    response = jsonify(error_body(exc.code, exc.text(), exc.field, exc.in_body))
     response.status_code = exc.status
     for key, value in exc.headers.items():
         response.headers[key] = value
@@ -77,8 +110,10 @@ def _api_error(exc: ApiError):
 
 
 def _http_error(exc: HTTPException):
+    from .i18n import translate
+
     status = exc.code or 500
-    message = exc.description or exc.name
+    message = translate(exc.description or exc.name)
     response = jsonify(error_body(_HTTP_CODES.get(status, exc.name.lower().replace(" ", "_")), message))
     response.status_code = status
     if status == 405 and exc.response is None:
@@ -93,7 +128,9 @@ def _unexpected(exc: Exception):
     stack = "".join(traceback.format_tb(exc.__traceback__))
     log.error("unhandled %s", type(exc).__name__, extra={"request_id": g.get("request_id"), "stack": stack,
                                                          "event": "unhandled_exception"})
-    response = jsonify(error_body("internal_error", "internal error"))
+    from .i18n import translate
+
+    response = jsonify(error_body("internal_error", translate("internal error")))
     response.status_code = 500
     return response
 
@@ -101,7 +138,8 @@ def _unexpected(exc: Exception):
 def _store_unavailable(exc: Exception):
     log.warning("feedback store unavailable: %s", exc, extra={"request_id": g.get("request_id"),
                                                               "event": "store_unavailable"})
-    return _api_error(ApiError(503, "store_unavailable", str(exc), headers={"Retry-After": "1"}))
+    return _api_error(ApiError(503, "store_unavailable", "the feedback store is unavailable: %(reason)s",
+                               params={"reason": str(exc)}, headers={"Retry-After": "1"}))
 
 
 def init_app(app: Flask) -> None:

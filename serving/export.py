@@ -48,7 +48,7 @@ from . import config as serving_config
 from .store import SqlStore, open_store, redact
 
 TABLES = ("recommendations", "feedback")  # in this order: a list before the answers on it
-FORMAT = 2
+FORMAT = 3  # 3: recommendations carry ``arm`` (an older export is rebuilt, so every part has it)
 MANIFEST = "_manifest.json"
 LOCK = ".export.lock"
 BUSY_EXIT = 75  # EX_TEMPFAIL: try again later

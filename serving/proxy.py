@@ -36,12 +36,13 @@ def nginx_binary() -> str | None:
     return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
 
 
-def render(listen: str, upstream: str, run_dir: Path, max_body: int) -> str:
+def render(listen: str, upstream: str, run_dir: Path, max_body: int, temp_dir: Path | None = None) -> str:
     """The nginx configuration for these addresses (the template's ``@NAME@`` placeholders)."""
     values = {
         "LISTEN": listen,
         "UPSTREAM": upstream,
         "RUN_DIR": str(run_dir),
+        "TEMP_DIR": str(temp_dir or run_dir / "temp"),
         "MAX_BODY": str(max_body),
         # as root, nginx drops its workers to an unprivileged user (Debian's www-data)
         "USER_LINE": "user www-data;" if os.geteuid() == 0 else "# (not root: workers keep this user)",
@@ -52,12 +53,28 @@ def render(listen: str, upstream: str, run_dir: Path, max_body: int) -> str:
     return text
 
 
-def write_config(run_dir: Path, listen: str, upstream: str, max_body: int) -> Path:
+def temp_dir_for_workers(run_dir: Path) -> Path:
+    """Where nginx's workers spool large bodies and responses. As root the workers run as www-data,
+    which may not reach ``run_dir`` (e.g. inside a private 0700 temporary directory): they get a
+    directory of their own under the system's temporary folder instead."""
+    if os.geteuid() != 0:
+        return run_dir / "temp"
+    import pwd
+
+    folder = Path(tempfile.mkdtemp(prefix="lingxi-nginx-"))
+    folder.chmod(0o700)
+    worker = pwd.getpwnam("www-data")
+    os.chown(folder, worker.pw_uid, worker.pw_gid)
+    return folder
+
+
+def write_config(run_dir: Path, listen: str, upstream: str, max_body: int) -> tuple[Path, Path]:
+    """(the configuration file, the workers' temporary folder)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    run_dir.chmod(0o755)  # nginx's workers (www-data) create their temp dirs inside
-    path = run_dir / "nginx.conf"
-    path.write_text(render(listen, upstream, run_dir, max_body), encoding="utf-8")
-    return path
+    run_dir.chmod(0o755)
+    path, temp = run_dir / "nginx.conf", temp_dir_for_workers(run_dir)
+    path.write_text(render(listen, upstream, run_dir, max_body, temp), encoding="utf-8")
+    return path, temp
 
 
 def commands(args: argparse.Namespace, run_dir: Path, nginx: str) -> tuple[list[str], list[str]]:
@@ -86,7 +103,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     run_dir = Path(args.run_dir or tempfile.mkdtemp(prefix="lingxi-proxy-")).resolve()
     max_body = int(os.environ.get("LINGXI_MAX_BODY_BYTES", 64 * 1024))
-    write_config(run_dir, args.listen, args.upstream, max_body)
+    _, temp = write_config(run_dir, args.listen, args.upstream, max_body)
     gunicorn_cmd, nginx_cmd = commands(args, run_dir, nginx)
     test = subprocess.run([*nginx_cmd[:-2], "-t", "-q"], capture_output=True, text=True)
     if test.returncode != 0:
@@ -109,6 +126,8 @@ def serve(args: argparse.Namespace) -> int:
         time.sleep(0.2)
     _stop(proxy, signal.SIGQUIT)  # nginx: graceful shutdown
     _stop(app)
+    if temp.parent != run_dir:
+        shutil.rmtree(temp, ignore_errors=True)
     return 0 if stopping else 1
 
 
@@ -117,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--listen", default="127.0.0.1:8000", help="where nginx listens (host:port)")
     parser.add_argument("--upstream", default="127.0.0.1:8001", help="where gunicorn listens (loopback host:port)")
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", 2)))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", 1)))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", 2)),
+                        help="gunicorn workers (default $WORKERS or 2)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", 1)),
+                        help="threads per gunicorn worker (default $THREADS or 1: sync workers)")
     parser.add_argument("--run-dir", default=None, help="nginx config, pid, temp files and logs (default: a temp dir)")
     return serve(parser.parse_args(argv))
 

@@ -86,7 +86,8 @@ class RateLimiter:
         if wait is not None:
             seconds = max(1, math.ceil(wait))
             raise ApiError(429, "rate_limited",
-                           f"more than {rate:g} requests per second with this token; retry in {seconds} s",
+                           "more than %(rate)s requests per second with this token; retry in %(seconds)s s",
+                           params={"rate": f"{rate:g}", "seconds": seconds},
                            headers={"Retry-After": str(seconds)})
 
 

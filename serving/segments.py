@@ -60,7 +60,8 @@ def _range(body: dict, field: str, lo: int, hi: int, integral: bool) -> tuple:
     else:
         low, high = v.number(spec, "min", lo=lo, hi=hi), v.number(spec, "max", lo=lo, hi=hi)
     if low is not None and high is not None and low > high:
-        raise ApiError(422, "invalid_range", f"{field}.min must not exceed {field}.max")
+        raise v.invalid(spec, "min", "%(name)s must not exceed %(other)s", status=422, code="invalid_range",
+                        other=v.display_name(v.path_of(spec, "max")))
     return (low, high)
 
 
@@ -70,12 +71,16 @@ def _holdings(body: dict, field: str, catalogue: Catalogue) -> tuple[tuple[str, 
         return (), ()
     products = v.pattern_list(spec, "products", v.PRODUCT_ID) or []
     categories = v.pattern_list(spec, "categories", CATEGORY) or []
-    unknown = [p for p in products if p not in catalogue]
-    if unknown:
-        raise ApiError(422, "unknown_product", f"unknown product(s): {', '.join(unknown[:5])}")
-    bad = [c for c in categories if c not in catalogue.category_names]
-    if bad:
-        raise ApiError(422, "unknown_category", f"unknown categor(ies): {', '.join(bad[:5])}")
+    listed = v.located({}, v.path_of(spec, "products"))
+    for i, p in enumerate(products):
+        if p not in catalogue:
+            raise v.invalid(listed, i, "%(name)s: %(value)s is not a product of the catalogue", status=422,
+                            code="unknown_product", value=p)
+    listed = v.located({}, v.path_of(spec, "categories"))
+    for i, c in enumerate(categories):
+        if c not in catalogue.category_names:
+            raise v.invalid(listed, i, "%(name)s must be one of: %(allowed)s", status=422, code="unknown_category",
+                            allowed=", ".join(sorted(catalogue.category_names)))
     return tuple(products), tuple(categories)
 
 
@@ -88,7 +93,7 @@ def parse_request(body: dict[str, Any], catalogue: Catalogue) -> tuple[SegmentFi
         trigger_types = v.enum_list(trigger, "types", TRIGGER_COLUMNS)
         trigger_days = v.integer(trigger, "within_days", lo=0, hi=3660)
         if trigger_days is None:
-            raise ApiError(400, "missing_field", "trigger.within_days is required")
+            raise v.invalid(trigger, "within_days", "%(name)s is required", code="missing_field")
     holds = _holdings(body, "holds", catalogue)
     not_holds = _holdings(body, "not_holds", catalogue)
     levels = v.enum_list(body, "asset_levels", ASSET_LEVELS)
@@ -173,10 +178,10 @@ def decode_cursor(cursor: str, version: str) -> str:
         if not isinstance(snapshot_version, str) or not isinstance(after, str) or not v.HEX32.fullmatch(after):
             raise ValueError
     except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
-        raise ApiError(400, "invalid_cursor", "the cursor is not valid") from None
+        raise ApiError(400, "invalid_cursor", "the cursor is not valid", field="cursor") from None
     if snapshot_version != version:
         raise ApiError(409, "snapshot_changed", "the customer snapshot changed since this cursor was issued; "
-                                                "start again without a cursor")
+                                                "start again without a cursor", field="cursor")
     return after.upper()
 
 

@@ -83,14 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file", type=Path, default=None, help="tokens file (JSON or .toml)")
     sub = parser.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add", help="create a token and print it once")
-    add.add_argument("--name", required=True)
-    add.add_argument("--role", required=True, choices=ROLES)
-    add.add_argument("--manager-id", default=None)
+    add.add_argument("--name", required=True, help="a unique name for the token (revoke uses it)")
+    add.add_argument("--role", required=True, choices=ROLES,
+                     help="crm: the CRM integration, acting for the manager each request names; manager: one book; "
+                          "admin: reads every book")
+    add.add_argument("--manager-id", default=None,
+                     help="the account manager whose book a manager token works (required for --role manager)")
     add.add_argument("--rate-limit", type=float, default=None,
                      help="requests per second for this token (0: none); default the role's LINGXI_RATE_LIMITS")
     sub.add_parser("list", help="list token names and roles (never the tokens)")
     revoke = sub.add_parser("revoke", help="remove a token by name")
-    revoke.add_argument("--name", required=True)
+    revoke.add_argument("--name", required=True, help="the name given at add")
     args = parser.parse_args(argv)
     path = args.file or default_tokens_file()
     try:

@@ -12,7 +12,7 @@ import math
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from ml.core.catalogue import Catalogue
+from ml.engine.arms import ArmShares
 from ml.recommendation.contract import (
     ALREADY_HELD,
     SUPPRESSED_NOT_INTERESTED,
@@ -29,7 +30,9 @@ from ml.recommendation.contract import (
     UnknownCustomer,
 )
 
+from . import arms, labels, wording
 from .access import Scope, require_visible_customer, require_visible_list
+from .as_of import AsOf, AsOfSetting, resolve
 from .engine import EngineSlot
 from .errors import ApiError
 from .feedback_push import FeedbackPusher
@@ -50,7 +53,9 @@ class Services:
     trigger_window_days: int = 30
     timezone: str = "Asia/Shanghai"
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    as_of_setting: AsOfSetting = field(default_factory=lambda: AsOfSetting("now"))
     metrics: Any = None  # serving.metrics.ServingMetrics once the app has metrics
+    arm_shares: ArmShares = field(default_factory=ArmShares)
     _duck: threading.local = field(default_factory=threading.local)
 
     def release(self) -> Release | None:
@@ -78,8 +83,15 @@ class Services:
 
     def _unavailable(self, code: str, message: str, reason: str | None) -> ApiError:
         retry = self.releases.retry_in()
-        return ApiError(503, code, f"{message}: {reason}" if reason else message,
+        return ApiError(503, code, "%(message)s: %(reason)s" if reason else message,
+                        params={"message": message, "reason": reason} if reason else None,
                         headers={"Retry-After": str(max(1, round(retry)) if retry is not None else 5)})
+
+    def as_of(self) -> AsOf:
+        """The date this request's answer counts from (``serving.as_of``)."""
+        release = self.release()
+        snapshot = release.snapshot if release is not None else None
+        return resolve(self.as_of_setting, self.clock(), self.timezone, snapshot.as_of if snapshot else None)
 
     def duck(self) -> duckdb.DuckDBPyConnection:
         """A per-thread in-memory DuckDB connection (reads Parquet files; no database file)."""
@@ -92,9 +104,14 @@ class Services:
 # -- customers ---------------------------------------------------------------------------------
 def suppressions(services: Services, customer_id: str) -> dict[str, dict[str, Any]]:
     """product id -> {reason, since, until}: "not interested" for N days, "already owns" for good."""
+    return suppressions_from(services, services.store.customer_judgements(customer_id))
+
+
+def suppressions_from(services: Services, judgements: Mapping[str, tuple[str, datetime]]) -> dict[str, dict[str, Any]]:
+    """``suppressions`` from a customer's latest judgements (product id -> (response, when))."""
     now = services.clock()
     out: dict[str, dict[str, Any]] = {}
-    for product_id, (response, recorded_at) in services.store.customer_judgements(customer_id).items():
+    for product_id, (response, recorded_at) in judgements.items():
         if response == "already_owns":
             out[product_id] = {"reason": ALREADY_HELD, "since": recorded_at, "until": None}
         elif response == "not_interested":
@@ -116,7 +133,10 @@ def recent_events(services: Services, snapshot: Snapshot, customer_id: str, limi
         log.warning("recent events unavailable: %s", type(exc).__name__, extra={"event": "recent_events_failed"})
         return []
     return [{"event_time": r[0].isoformat() if hasattr(r[0], "isoformat") else str(r[0]), "event_type": r[1],
-             "product_id": r[2], "amount": float(r[3]) if r[3] is not None else None, "channel": r[4]}
+             "event_name": labels.label(labels.EVENT_TYPES, r[1]), "product_id": r[2],
+             "product_name": wording.product_name(services.catalogue, r[2]) if r[2] else None,
+             "amount": round(float(r[3]), 2) if r[3] is not None else None, "channel": r[4],
+             "channel_name": labels.label(labels.CHANNELS, r[4]) if r[4] else None}
             for r in rows]
 
 
@@ -126,33 +146,61 @@ def require_customer(services: Services, customer_id: str, scope: Scope) -> tupl
     return snapshot, require_visible_customer(snapshot, customer_id, scope)
 
 
-def customer_view(services: Services, customer_id: str, scope: Scope) -> dict[str, Any]:
-    """Everything a manager sees when looking a customer up."""
+def readable_attributes(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The snapshot's attributes with their names in the reader's language next to the codes."""
+    out = dict(summary)
+    if out.get("assets_cny") is not None:
+        out["assets_cny"] = round(float(out["assets_cny"]), 2)
+    out["asset_level_name"] = labels.label(labels.ASSET_LEVELS, out.get("asset_level")) or None
+    out["risk_preference_name"] = labels.label(labels.RISK_PREFERENCES, out.get("risk_preference")) or None
+    return out
+
+
+def holding_body(services: Services, product_id: str, source: str) -> dict[str, Any]:
+    product = services.catalogue.get(product_id)
+    return {"product_id": product_id, "name": wording.product_name(services.catalogue, product_id),
+            "category": product.category if product else None,
+            "category_name": labels.label(labels.CATEGORIES, product.category) if product else None,
+            "source": source, "source_name": labels.label(labels.HOLDING_SOURCES, source)}
+
+
+def customer_view(services: Services, customer_id: str, scope: Scope, include_features: bool = False
+                  ) -> dict[str, Any]:
+    """Everything a manager sees when looking a customer up (the model's inputs only on request)."""
     snapshot, i = require_customer(services, customer_id, scope)
     assert snapshot.books is not None
+    as_of = services.as_of()
     suppressed = suppressions(services, customer_id)
     held = snapshot.holdings(i)
-    holdings = [{"product_id": p, "source": "bank"} for p in held]
-    holdings += [{"product_id": p, "source": "reported"} for p, s in sorted(suppressed.items())
+    holdings = [holding_body(services, p, "bank") for p in held]
+    holdings += [holding_body(services, p, "reported") for p, s in sorted(suppressed.items())
                  if s["reason"] == ALREADY_HELD and p not in held]
     window = services.trigger_window_days
-    triggers = [{"trigger": t, "days_since": d, "window_days": window, "active": d is not None and d <= window}
-                for t, d in snapshot.triggers(i).items()]
-    profile = None
-    if services.engine_slot.engine is not None:
-        profile = services.engine.customer_profile(customer_id)
-    return {
+    triggers = []
+    for trigger, days in snapshot.triggers(i).items():
+        days = days + as_of.data_age_days if days is not None else None
+        triggers.append({"trigger": trigger, "name": labels.label(labels.TRIGGERS, trigger), "days_since": days,
+                         "window_days": window, "active": days is not None and 0 <= days <= window})
+    body: dict[str, Any] = {
         "customer_id": customer_id,
         "snapshot": snapshot.version,
-        "attributes": snapshot.summary(i),
+        "as_of": as_of.body(),
+        "attributes": readable_attributes(snapshot.summary(i)),
         "book": snapshot.books.entry(i),
-        "profile": {str(k): _jsonable(v) for k, v in profile.items()} if profile is not None else None,
         "holdings": holdings,
         "recent_events": recent_events(services, snapshot, customer_id),
         "trigger_windows": triggers,
-        "suppressions": [{"product_id": p, "reason": s["reason"], "since": _iso(s["since"]), "until": _iso(s["until"])}
+        "suppressions": [{"product_id": p, "name": wording.product_name(services.catalogue, p), "reason": s["reason"],
+                          "reason_text": labels.label(labels.SUPPRESSION_REASONS, s["reason"]),
+                          "since": _iso(as_of.shift(s["since"])), "until": _iso(as_of.shift(s["until"]))}
                          for p, s in sorted(suppressed.items())],
     }
+    if include_features:
+        profile = None
+        if services.engine_slot.engine is not None:
+            profile = services.engine.customer_profile(customer_id)
+        body["features"] = {str(k): _jsonable(v) for k, v in profile.items()} if profile is not None else None
+    return body
 
 
 # -- recommendations ---------------------------------------------------------------------------
@@ -166,36 +214,80 @@ def _products_from(ranking: Ranking, services: Services, suppressed: Mapping[str
                 log.warning("engine returned a product outside the catalogue", extra={"event": "engine_contract"})
             continue
         match = int(min(100, max(0, round(item.match_score))))
-        reasons = tuple({"code": r.code, "text": r.text} for r in item.reasons)
+        reasons = tuple(wording.reason_record(r) for r in item.reasons)
         shown.append(ShownProduct(item.product_id, len(shown) + 1, float(item.score), match, reasons,
-                                  tuple(item.tags) or product.tags))
+                                  tuple(item.tags) or product.tags, getattr(item, "annual_value_cny", None)))
         if len(shown) == k:
             break
     return tuple(shown)
 
 
-def _excluded(ranking: Ranking, suppressed: Mapping[str, dict]) -> list[dict[str, Any]]:
+def _excluded(services: Services, ranking: Ranking, suppressed: Mapping[str, dict]) -> list[dict[str, Any]]:
+    """Every product left out, with its reasons as codes and as words."""
     out = {e.product_id: list(e.reason_codes) for e in ranking.excluded}
     for product_id, s in suppressed.items():
         out.setdefault(product_id, [])
         if s["reason"] not in out[product_id]:
             out[product_id].append(s["reason"])
-    return [{"product_id": p, "reason_codes": codes} for p, codes in sorted(out.items())]
+    return [{"product_id": p, "name": wording.product_name(services.catalogue, p), "reason_codes": codes,
+             "reasons": wording.exclusion_reasons(codes)} for p, codes in sorted(out.items())]
 
 
 def _summary(catalogue: Catalogue, product_id: str) -> dict[str, Any]:
     product = catalogue.get(product_id)
     if product is None:  # logged earlier, since removed from the catalogue
-        return {"product_id": product_id, "name": None, "name_zh": None, "category": None, "risk_level": None}
-    return product.summary()
+        return {"product_id": product_id, "name": None, "name_zh": None, "display_name": product_id,
+                "category": None, "category_name": None, "risk_level": None}
+    summary = product.summary()
+    return {"product_id": product_id, "name": summary["name"], "name_zh": summary["name_zh"],
+            "display_name": wording.product_name(catalogue, product_id), "category": product.category,
+            "category_name": labels.label(labels.CATEGORIES, product.category), "risk_level": summary["risk_level"]}
+
+
+def product_summary(catalogue: Catalogue, product_id: str) -> dict[str, Any]:
+    """A catalogue product as answers name it (codes, and names in the reader's language)."""
+    return _summary(catalogue, product_id)
+
+
+ORDERED_BY = {"expected_value": "expected_value_cny", "interest": "probability"}
+
+
+def _ordered_by(rec: Recommendation, services: Services) -> str:
+    """How the list is ordered: the engine's answer; for a list read back from the log, stage one by
+    expected value and stage two as the loaded engine's re-ranker orders."""
+    if rec.ordered_by is not None:
+        return rec.ordered_by
+    if rec.stage == 1:
+        return "expected_value"
+    slot = services.engine_slot
+    try:
+        objective = slot.engine.versions().get("stage_two_objective") if slot.engine is not None else None
+    except Exception:  # noqa: BLE001 - a label, not worth failing the read
+        objective = None
+    return "expected_value" if objective == "value" else "interest"
+
+
+def _item(services: Services, p: ShownProduct, ordered_by: str, feedback: str | None, shift_days: int
+          ) -> dict[str, Any]:
+    product = services.catalogue.get(p.product_id)
+    value = p.annual_value_cny if p.annual_value_cny is not None else (product.annual_value_cny if product else None)
+    expected = round(p.score * value, 4) if value is not None and ordered_by == "expected_value" else None
+    return {**_summary(services.catalogue, p.product_id), "rank": p.rank,
+            "probability": p.score, "probability_of": "adoption" if ordered_by == "expected_value" else "interest",
+            "annual_value_cny": value, "expected_value_cny": expected, "match_score": p.match_score,
+            "score": p.score,
+            "reasons": wording.reasons(services.catalogue, p.reasons, shift_days), "tags": list(p.tags),
+            "tag_names": wording.tag_names(p.tags), "feedback": feedback}
 
 
 def recommendation_body(rec: Recommendation, services: Services, feedback: Sequence[FeedbackRow] = (),
-                        excluded: list[dict] | None = None) -> dict[str, Any]:
+                        excluded: list[dict] | None = None, requested: int | None = None) -> dict[str, Any]:
     latest: dict[str, str] = {}
     for row in feedback:
         latest[row.product_id] = row.response
-    body = {
+    ordered_by = _ordered_by(rec, services)
+    as_of = services.as_of()
+    body: dict[str, Any] = {
         "recommendation_id": rec.recommendation_id,
         "customer_id": rec.customer_id,
         "manager_id": rec.manager_id,
@@ -203,16 +295,39 @@ def recommendation_body(rec: Recommendation, services: Services, feedback: Seque
         "parent_recommendation_id": rec.parent_recommendation_id,
         "model_version": rec.model_version,
         "created_at": _iso(rec.created_at),
-        "products": [
-            {**_summary(services.catalogue, p.product_id), "rank": p.rank, "score": p.score,
-             "match_score": p.match_score, "reasons": list(p.reasons), "tags": list(p.tags),
-             "feedback": latest.get(p.product_id)}
-            for p in rec.products
-        ],
+        "as_of": as_of.date.isoformat(),
+        "ordered_by": ORDERED_BY[ordered_by],
+        "products": [_item(services, p, ordered_by, latest.get(p.product_id), as_of.data_age_days)
+                     for p in rec.products],
     }
+    if requested is not None:
+        body["requested"] = requested
+        if len(rec.products) < requested:
+            body["shortfall"] = shortfall(services, len(rec.products), requested, excluded or [])
     if excluded is not None:
         body["excluded"] = excluded
     return body
+
+
+def shortfall(services: Services, shown: int, requested: int, excluded: Sequence[Mapping[str, Any]]
+              ) -> dict[str, Any]:
+    """Why a list is shorter than asked, in words: how many products each reason left out."""
+    counts: dict[str, int] = {}
+    for entry in excluded:
+        for code in entry["reason_codes"]:
+            counts[code] = counts.get(code, 0) + 1
+    from .i18n import translate
+
+    if shown == 0:
+        message = translate("No product can be offered to this customer now: every product is left out for the "
+                            "reasons below.")
+    else:
+        message = translate("Only %(shown)s of the %(requested)s products asked for can be offered to this customer "
+                            "now; the others are left out for the reasons below.",
+                            {"shown": shown, "requested": requested})
+    return {"message": message,
+            "reasons": [{"code": code, "text": labels.label(labels.EXCLUSIONS, code), "products": n}
+                        for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]}
 
 
 def stage_one(services: Services, customer_id: str, k: int, scope: Scope, explain: bool,
@@ -222,17 +337,24 @@ def stage_one(services: Services, customer_id: str, k: int, scope: Scope, explai
     manager_id = scope.acting_manager
     engine = services.engine
     suppressed = suppressions(services, customer_id)
+    reasons = {p: s["reason"] for p, s in suppressed.items()}
     try:
-        ranking = engine.stage_one(customer_id, k, explain_exclusions=explain,
-                                   suppressed={p: s["reason"] for p, s in suppressed.items()})
+        arm, ranking, shadow = arms.stage_one(engine, services.arm_shares, customer_id, k, explain, reasons)
+        products = _products_from(ranking, services, suppressed, k)
+        if len(products) < k and not explain:
+            # a short list always says why: ask the same arm again with the engine's exclusions (the same list)
+            arm, ranking, shadow = arms.stage_one(engine, services.arm_shares, customer_id, k, True, reasons)
+            products = _products_from(ranking, services, suppressed, k)
     except UnknownCustomer:
         raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
     if services.metrics is not None:
         services.metrics.stage_one_served(ranking)
     rec = Recommendation(uuid.uuid4().hex.upper(), customer_id, manager_id, 1, None, ranking.model_version,
-                         services.clock(), _products_from(ranking, services, suppressed, k))
-    services.store.log_recommendation(rec, reads)
-    return recommendation_body(rec, services, excluded=_excluded(ranking, suppressed) if explain else None)
+                         services.clock(), products, getattr(ranking, "ordered_by", "expected_value"), arm)
+    services.store.log_recommendation(rec, reads, shadow=shadow)
+    short = len(products) < k
+    return recommendation_body(rec, services, excluded=_excluded(services, ranking, suppressed)
+                               if explain or short else None, requested=k)
 
 
 def load_recommendation(services: Services, recommendation_id: str, scope: Scope) -> Recommendation:
@@ -254,16 +376,16 @@ def stage_two(services: Services, parent: Recommendation, k: int, manager_id: st
         raise ApiError(422, "no_feedback", "record feedback on this recommendation before asking for stage two")
     suppressed = suppressions(services, parent.customer_id)
     services.pusher.sync(parent.customer_id)  # the re-ranker reads the online aggregates: they must hold these answers
+    reasons = {p: s["reason"] for p, s in suppressed.items()}
     try:
-        ranking = services.engine.stage_two(parent.customer_id, [p.product_id for p in parent.products], feedback, k,
-                                            explain_exclusions=explain,
-                                            suppressed={p: s["reason"] for p, s in suppressed.items()})
+        arm, ranking = arms.stage_two(services.engine, parent, feedback, k, explain, reasons)
     except UnknownCustomer:
         raise ApiError(404, "unknown_customer", "the engine has no features for this customer") from None
     rec = Recommendation(uuid.uuid4().hex.upper(), parent.customer_id, manager_id, 2, parent.recommendation_id,
-                         ranking.model_version, services.clock(), _products_from(ranking, services, suppressed, k))
+                         ranking.model_version, services.clock(), _products_from(ranking, services, suppressed, k),
+                         getattr(ranking, "ordered_by", "expected_value"), arm)
     services.store.log_recommendation(rec, reads)
-    body = recommendation_body(rec, services, excluded=_excluded(ranking, suppressed) if explain else None)
+    body = recommendation_body(rec, services, excluded=_excluded(services, ranking, suppressed) if explain else None)
     body["stage_one_feedback"] = [{"product_id": p, "response": r} for p, r in sorted(feedback.items())]
     return body
 
@@ -292,11 +414,15 @@ def record_feedback(services: Services, rec: Recommendation, manager_id: str, ke
     shown = {p.product_id for p in rec.products}
     unknown = [p for p, _ in items if p not in services.catalogue]
     if unknown:
-        raise ApiError(422, "unknown_product", f"unknown product(s): {', '.join(unknown[:5])}")
+        i = next(n for n, (p, _) in enumerate(items) if p in unknown)
+        raise ApiError(422, "unknown_product", "items[%(i)s].product_id: %(product)s is not a product of the catalogue",
+                       params={"i": i, "product": unknown[0]}, field=("items", i, "product_id"))
     not_shown = [p for p, _ in items if p not in shown]
     if not_shown:
+        i = next(n for n, (p, _) in enumerate(items) if p in not_shown)
         raise ApiError(422, "product_not_shown",
-                       f"product(s) not shown in this recommendation: {', '.join(not_shown[:5])}")
+                       "items[%(i)s].product_id: %(product)s was not shown in this recommendation",
+                       params={"i": i, "product": not_shown[0]}, field=("items", i, "product_id"))
     result = services.store.record_feedback(
         idempotency_key=key, request_hash=request_hash(rec.recommendation_id, manager_id, items),
         recommendation=rec, manager_id=manager_id, items=items, recorded_at=services.clock(), caller=caller)
@@ -311,27 +437,50 @@ def record_feedback(services: Services, rec: Recommendation, manager_id: str, ke
 
 
 # -- cold start --------------------------------------------------------------------------------
-def cold_start(services: Services, product: dict[str, Any], n: int) -> dict[str, Any]:
+def cold_start(services: Services, product: dict[str, Any], n: int,
+               assumptions: Mapping[str, float] | None = None) -> dict[str, Any]:
     if product["product_id"] in services.catalogue:
-        raise ApiError(422, "product_exists", "cold start analyses a product that is not in the catalogue yet")
+        raise ApiError(422, "product_exists", "cold start analyses a product that is not in the catalogue yet",
+                       field=("product", "product_id"))
     try:
-        result: ColdStartResult = services.engine.cold_start(product, n)
+        # without overrides, call as the contract's first version did (engines that take no assumptions)
+        result: ColdStartResult = (services.engine.cold_start(product, n, assumptions) if assumptions
+                                   else services.engine.cold_start(product, n))
     except NotImplementedError:
         raise ApiError(501, "not_implemented", "this engine version has no cold-start analysis") from None
+    except ValueError as exc:
+        raise ApiError(422, "invalid_assumptions", str(exc)) from None
     f = result.forecast
     return {
         "product_id": product["product_id"],
         "model_version": result.model_version,
-        "conflicts": [{"product_id": c.product_id, "relation": c.relation, "similarity": float(c.similarity),
-                       "risk": c.risk, "reason": c.reason} for c in result.conflicts],
-        "warnings": [{"code": w.code, "severity": w.severity, "message": w.message} for w in result.warnings],
+        "conflicts": [{"product_id": c.product_id, "name": wording.product_name(services.catalogue, c.product_id),
+                       "relation": c.relation, "relation_name": labels.label(labels.RELATIONS, c.relation),
+                       "similarity": round(float(c.similarity), 4), "risk": c.risk,
+                       "risk_name": labels.label(labels.SEVERITIES, c.risk), "reason": c.reason}
+                      for c in result.conflicts],
+        "warnings": [{"code": w.code, "severity": w.severity, "severity_name": labels.label(labels.SEVERITIES, w.severity),
+                      "message": wording.sentence(services.catalogue, {"template": getattr(w, "template", ""),
+                                                                       "params": dict(getattr(w, "params", ())),
+                                                                       "message": w.message}, text_key="message")}
+                     for w in result.warnings],
         "targets": [{"customer_id": t.customer_id, "match_score": int(t.match_score),
-                     "reasons": [{"code": r.code, "text": r.text} for r in t.reasons]} for t in result.targets[:n]],
+                     "probability": (round(float(t.probability), 6) if getattr(t, "probability", None) is not None
+                                     else None),
+                     "reasons": wording.reasons(services.catalogue, [wording.reason_record(r) for r in t.reasons])}
+                    for t in result.targets[:n]],
         "forecast": {"horizon_months": f.horizon_months, "expected_adopters": float(f.expected_adopters),
                      "adopters_low": float(f.adopters_low), "adopters_high": float(f.adopters_high),
                      "expected_revenue_cny": float(f.expected_revenue_cny),
-                     "similar_products": list(f.similar_products), "assumptions": list(f.assumptions)},
+                     "similar_products": list(f.similar_products), "assumptions": list(f.assumptions),
+                     "revenue_low_cny": _float_or_none(f.revenue_low_cny),
+                     "revenue_high_cny": _float_or_none(f.revenue_high_cny),
+                     "parameters": {name: float(value) for name, value in f.parameters}},
     }
+
+
+def _float_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 # -- dashboard ---------------------------------------------------------------------------------
@@ -363,20 +512,35 @@ def _add_count(acc: dict[str, int], response: str, n: int) -> None:
     acc[{"interested": "positive", "not_interested": "negative"}.get(response, "already_owns")] += n
 
 
-def dashboard(services: Services, start: date, end: date) -> dict[str, Any]:
+def dashboard(services: Services, start: date, end: date, as_of: AsOf | None = None,
+              managers: Collection[str] | None = None) -> dict[str, Any]:
     """Feedback counts and stage-one / stage-two hit rates, overall, per manager and per product, from
-    the store's daily counts (local days [start, end]); the work is bounded by the range, not the log."""
+    the store's daily counts (local days [start, end] of the as-of calendar, read as the wall days they
+    are); the work is bounded by the range, not the log.
+    ``managers``: count only the lists (and answers) of these managers (a manager's own dashboard)."""
+    as_of = as_of or services.as_of()
+    report_start, report_end = start, end
+    start, end = as_of.to_wall(start), as_of.to_wall(end)
+    only = None if managers is None else frozenset(managers)
+
+    def kept(manager: str | None) -> bool:
+        return only is None or manager in only
+
     stage_key = {1: "stage_one", 2: "stage_two"}
     total = {"stage_one": {"items": _items(), "lists": _lists()}, "stage_two": {"items": _items(), "lists": _lists()}}
     managers: dict[Any, dict] = defaultdict(lambda: {"feedback": _counts(), "stage_one": {"items": _items(), "lists": _lists()},
                                                      "stage_two": {"items": _items(), "lists": _lists()}})
     products: dict[str, dict] = defaultdict(lambda: {"feedback": _counts(), "stage_one": _items(), "stage_two": _items()})
     for stage, manager, product, *numbers in services.store.item_outcomes(start, end):
+        if not kept(manager):
+            continue
         key = stage_key[stage]
         _add_items(total[key]["items"], numbers)
         _add_items(managers[manager][key]["items"], numbers)
         _add_items(products[product][key], numbers)
     for stage, manager, lists, judged, hits in services.store.list_outcomes(start, end):
+        if not kept(manager):
+            continue
         key = stage_key[stage]
         for acc in (total[key]["lists"], managers[manager][key]["lists"]):
             acc["lists"] += lists
@@ -385,12 +549,15 @@ def dashboard(services: Services, start: date, end: date) -> dict[str, Any]:
             acc["hit_rate"] = _rate(acc["with_interest"], acc["judged"])
     feedback = _counts()
     for manager, product, response, n in services.store.feedback_counts(start, end):
+        if not kept(manager):
+            continue
         for acc in (feedback, managers[manager]["feedback"], products[product]["feedback"]):
             _add_count(acc, response, n)
     one, two = total["stage_one"]["items"]["hit_rate"], total["stage_two"]["items"]["hit_rate"]
     return {
-        "from": start.isoformat(),
-        "to": end.isoformat(),
+        "from": report_start.isoformat(),
+        "to": report_end.isoformat(),
+        "as_of": as_of.body(),
         "timezone": services.timezone,
         "feedback": feedback,
         "stage_one": total["stage_one"],

@@ -35,7 +35,8 @@ from ml.recommendation.contract import (
     Target,
 )
 from ml.recommendation.explain import PathExplainer, reasons
-from ml.recommendation.match_score import rule_components, rule_scores
+from ml.recommendation.explain import reason as explain_reason
+from ml.recommendation.match_score import MatchReference, log_scale, rule_components, rule_scores
 from ml.recommendation.stage_one import suitability_inputs
 from ml.training.registry import load_model
 
@@ -43,6 +44,10 @@ from ml.training.registry import load_model
 # ------------------------------------------------------------------------------------------------
 # 2. Targets, and the analyser that puts everything together
 # ------------------------------------------------------------------------------------------------
+# the forecast's assumptions a caller may override, as stated in its result
+EDITABLE_ASSUMPTIONS = ("horizon_months", "contact_rate", "contact_uplift", "margin", "average_balance_cny")
+
+
 class ColdStartAnalyser:
     """Scores a product defined by attributes for every customer of the current snapshot."""
 
@@ -55,6 +60,7 @@ class ColdStartAnalyser:
         self.x = x
         self._history = history
         self._explainer = None
+        self.reference: MatchReference | None = None  # the nightly match-score reference, when served
 
     @classmethod
     def from_paths(cls, paths: Paths) -> "ColdStartAnalyser":
@@ -69,8 +75,16 @@ class ColdStartAnalyser:
         if analyser is None:
             ids, x = snapshot_features(engine.paths)
             analyser = cls(engine.paths, engine.stage_one_scorer.model, ids, x, engine.catalogue)
+            analyser.reference = engine.stage_one_scorer.reference
             engine._cold_start = analyser
         return analyser
+
+    def annual_value(self, product: Product) -> float:
+        """The product's yearly value to the bank; unknown: the median of its category's products."""
+        if product.annual_value_cny > 0:
+            return float(product.annual_value_cny)
+        same = [p.annual_value_cny for p in self.catalogue if p.category == product.category]
+        return float(np.median(same)) if same else 1.0
 
     @property
     def history(self) -> ProductHistory:
@@ -114,10 +128,15 @@ class ColdStartAnalyser:
         else:
             raise ValueError(f"unknown scorer {scorer!r}")
         order = np.lexsort((self.customer_ids[rows], -tie, -score))[:n]
-        # match score: percentile of the score among the suitable population (ties share the midpoint)
-        below = np.searchsorted(np.sort(score), score[order], side="left")
-        upto = np.searchsorted(np.sort(score), score[order], side="right")
-        match = np.clip(np.round(100 * (below + upto) / 2 / max(len(score), 1)), 0, 100).astype(int)
+        if scorer == "model":
+            # stage one's match score: the offer's expected value among tonight's suitable offers (a
+            # percentile of the suitable population itself would read 100 for every top target)
+            expected = score[order] * self.annual_value(product)
+            reference = self.reference
+            match = (reference.score_value(expected) if reference is not None and reference.value_quantiles is not None
+                     else log_scale(expected))
+        else:
+            match = np.round(score[order]).astype(int)  # the rule score is itself 0..100
         frame = pd.DataFrame({"customer_id": self.customer_ids[rows[order]], "score": score[order],
                               "match_score": match})
         if with_reasons:
@@ -138,15 +157,16 @@ class ColdStartAnalyser:
 
     def _rule_reasons(self, product: Product, rows: np.ndarray) -> list[tuple[Reason, ...]]:
         parts = rule_components(self.x[rows], asdict(product) | {"risk_level": product.risk_level})
-        names = {"age": ("AGE_FITS_PRODUCT", "age fits the product"), "risk": ("RISK_APPETITE_FITS", "risk fits"),
-                 "assets": ("ASSETS_COVER_MINIMUM", "assets cover the minimum"),
-                 "category": ("USES_CATEGORY", f"uses {product.category} products"),
-                 "trigger": ("RECENT_TRIGGER", "recent salary, deposit maturity or card event"),
-                 "tags": ("PROFILE_FITS_TAGS", "profile fits the product's tags")}
+        names = {"age": explain_reason("AGE_FITS_PRODUCT", "age fits the product"),
+                 "risk": explain_reason("RISK_APPETITE_FITS", "risk fits"),
+                 "assets": explain_reason("ASSETS_COVER_MINIMUM", "assets cover the minimum"),
+                 "category": explain_reason("USES_CATEGORY", "uses %(category)s products", category=product.category),
+                 "trigger": explain_reason("RECENT_TRIGGER", "recent salary, deposit maturity or card event"),
+                 "tags": explain_reason("PROFILE_FITS_TAGS", "profile fits the product's tags")}
         out = []
         for i in range(len(rows)):
             best = sorted(((parts[k][i], k) for k in parts), reverse=True)[:3]
-            out.append(tuple(Reason(*names[k]) for v, k in best if v > 0) or (Reason(*names["age"]),))
+            out.append(tuple(names[k] for v, k in best if v > 0) or (names["age"],))
         return out
 
     def report(self, definition: Mapping[str, Any], n: int = 20, assumptions: Mapping[str, Any] | None = None,
@@ -167,7 +187,8 @@ class ColdStartAnalyser:
             "suitable_customers": int(allowed.sum()), "customers": int(len(allowed)),
             "targets": [{"customer_id": r.customer_id, "score": round(float(r.score), 6),
                          "match_score": int(r.match_score),
-                         "reasons": [{"code": x.code, "text": x.text} for x in r.reasons]}
+                         "reasons": [{"code": x.code, "text": x.text, "template": x.template, "params": dict(x.params)}
+                                     for x in r.reasons]}
                         for r in targets.itertuples()],
             "forecast": fc,
         }
@@ -178,12 +199,19 @@ class ColdStartAnalyser:
         rep = self.report(definition, n, assumptions)
         conflicts_ = tuple(Conflict(c["product_id"], c["relation"], float(c["strength"]), c["reason"], c["risk"])
                            for c in rep["conflicts"])
-        warnings_ = tuple(ColdStartWarning(w["code"], w["severity"], w["message"]) for w in rep["warnings"])
+        warnings_ = tuple(ColdStartWarning(w["code"], w["severity"], w["message"], w["template"],
+                                            tuple(sorted(w["params"].items()))) for w in rep["warnings"])
         targets = tuple(Target(t["customer_id"], t["match_score"],
-                               tuple(Reason(r["code"], r["text"]) for r in t["reasons"])) for t in rep["targets"])
+                               tuple(Reason(r["code"], r["text"], r["template"], tuple(sorted(r["params"].items())))
+                                     for r in t["reasons"]), t["score"])
+                        for t in rep["targets"])
         fc = rep["forecast"]
         lines = assumption_lines(fc["assumptions"]) + (
             f"revenue range: CNY {fc['revenue_low_cny']:,.0f} - {fc['revenue_high_cny']:,.0f}",)
+        stated = fc["assumptions"]
+        parameters = tuple((name, float(stated[name])) for name in EDITABLE_ASSUMPTIONS if name in stated) + (
+            ("n_similar", float(len(fc["similar_products"]))),)
         forecast_ = Forecast(fc["horizon_months"], fc["expected_adopters"], fc["adopters_low"], fc["adopters_high"],
-                             fc["expected_revenue_cny"], tuple(fc["similar_products"]), lines)
+                             fc["expected_revenue_cny"], tuple(fc["similar_products"]), lines,
+                             fc["revenue_low_cny"], fc["revenue_high_cny"], parameters)
         return ColdStartResult(conflicts_, targets, forecast_, self.model_version, warnings_)

@@ -88,37 +88,44 @@ def warnings(product: Product, x: np.ndarray | None = None, allowed: np.ndarray 
     out = []
     same = [q for q in cat if q.category == product.category and q.risk_level == product.risk_level]
     if len(same) >= 2:
-        out.append({"code": "RISK_CONCENTRATION", "severity": "medium",
-                    "message": f"{len(same)} {product.category} products at {product.risk_label} already "
-                               f"({', '.join(q.product_id for q in same)}): the category's offer concentrates "
-                               f"at this risk level"})
+        out.append(_warning("RISK_CONCENTRATION", "medium",
+                            "%(n)s %(category)s products at %(risk_level)s already (%(products)s): the category's "
+                            "offer concentrates at this risk level", n=len(same), category=product.category,
+                            risk_level=product.risk_label, products=", ".join(q.product_id for q in same)))
     if product.risk_level >= rules.high_risk_min_level and product.target_age_max > rules.high_risk_max_age:
-        out.append({"code": "AGE_LIMIT_HIGH_RISK", "severity": "high",
-                    "message": f"{product.risk_label} products cannot be offered over age "
-                               f"{rules.high_risk_max_age:.0f}; the target range "
-                               f"{product.target_age_min}-{product.target_age_max} will be cut"})
+        out.append(_warning("AGE_LIMIT_HIGH_RISK", "high",
+                            "%(risk_level)s products cannot be offered over age %(max_age)s; the target range "
+                            "%(age_min)s-%(age_max)s will be cut", risk_level=product.risk_label,
+                            max_age=f"{rules.high_risk_max_age:.0f}", age_min=product.target_age_min,
+                            age_max=product.target_age_max))
     if product.category in rules.adult_categories and product.target_age_min < rules.adult_min_age:
-        out.append({"code": "BELOW_ADULT_AGE", "severity": "high",
-                    "message": f"{product.category} products only from age {rules.adult_min_age:.0f}"})
+        out.append(_warning("BELOW_ADULT_AGE", "high", "%(category)s products only from age %(min_age)s",
+                            category=product.category, min_age=f"{rules.adult_min_age:.0f}"))
     peers = [q.expected_return_pct for q in cat
              if q.risk_level == product.risk_level and q.category == product.category]
     if peers and product.expected_return_pct > max(peers) + 1.0:
-        out.append({"code": "RETURN_ABOVE_RISK_PEERS", "severity": "high",
-                    "message": f"expected return {product.expected_return_pct:.2f}% is above every "
-                               f"{product.risk_label} {product.category} product (max {max(peers):.2f}%): "
-                               f"check the risk rating (mis-selling risk)"})
+        out.append(_warning("RETURN_ABOVE_RISK_PEERS", "high",
+                            "expected return %(return_pct)s%% is above every %(risk_level)s %(category)s product "
+                            "(max %(peer_max_pct)s%%): check the risk rating (mis-selling risk)",
+                            return_pct=f"{product.expected_return_pct:.2f}", risk_level=product.risk_label,
+                            category=product.category, peer_max_pct=f"{max(peers):.2f}"))
     if x is not None and len(x):
         age = x[:, POSITION["age"]]
         in_range = (age >= product.target_age_min) & (age <= product.target_age_max)
         assets = np.expm1(x[:, POSITION["log_assets"]].astype(np.float64))
         reach = float(np.mean(assets[in_range] >= product.min_investment_cny)) if in_range.any() else 0.0
         if product.min_investment_cny > 0 and reach < 0.2:
-            out.append({"code": "MIN_INVESTMENT_REACH", "severity": "medium",
-                        "message": f"only {reach:.0%} of customers in the target ages hold the "
-                                   f"CNY {product.min_investment_cny:,.0f} minimum at the bank"})
+            out.append(_warning("MIN_INVESTMENT_REACH", "medium",
+                                "only %(share)s of customers in the target ages hold the CNY %(minimum)s minimum "
+                                "at the bank", share=f"{reach:.0%}", minimum=f"{product.min_investment_cny:,.0f}"))
         if allowed is not None:
             share = float(np.mean(allowed))
             if share < 0.01:
-                out.append({"code": "SMALL_SUITABLE_POPULATION", "severity": "medium",
-                            "message": f"the product is suitable for only {share:.2%} of customers"})
+                out.append(_warning("SMALL_SUITABLE_POPULATION", "medium",
+                                    "the product is suitable for only %(share)s of customers", share=f"{share:.2%}"))
     return out
+
+
+def _warning(code: str, severity: str, template: str, **params: object) -> dict:
+    """A warning: its English message, and the template and params serving translates."""
+    return {"code": code, "severity": severity, "message": template % params, "template": template, "params": params}

@@ -3,7 +3,9 @@
 ``serving.export`` writes it from the feedback store every night, the warehouse reads it as a dbt
 source, the stage-two re-ranker trains on it (``ml.recommendation.rerank_training``) and the
 evaluation's simulated sessions are written in it, so a bank's real logs and the simulator's take
-the same path. Timestamps are naive ``timestamp[us]`` in the bank's local time.
+the same path. Timestamps are naive ``timestamp[us]`` in the bank's local time. ``arm`` names who
+served a list: ``champion`` (the current model), ``challenger`` or ``control`` (the rule score);
+null for lists logged before arms existed.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ SCHEMAS = {
         ("recommendation_id", pa.string()), ("customer_id", pa.string()), ("manager_id", pa.string()),
         ("stage", pa.int32()), ("parent_recommendation_id", pa.string()), ("product_id", pa.string()),
         ("rank", pa.int32()), ("score", pa.float64()), ("match_score", pa.int32()), ("model_version", pa.string()),
-        ("created_at", _TS)]),
+        ("created_at", _TS), ("arm", pa.string())]),
     "feedback": pa.schema([
         ("feedback_id", pa.string()), ("recommendation_id", pa.string()), ("customer_id", pa.string()),
         ("product_id", pa.string()), ("manager_id", pa.string()), ("response", pa.string()),

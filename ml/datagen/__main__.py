@@ -15,13 +15,13 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group(required=True)
     size.add_argument("--customers", type=int, help="number of customers")
     size.add_argument("--scale", help="test (20k), demo (100k), full (1,108,828) or a number")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7, help="generator seed: the same seed and size give the same bank")
     parser.add_argument("--out", type=Path, default=Path("data/raw"), help="raw tables folder")
     parser.add_argument("--oracle-out", type=Path, default=None,
                         help="oracle folder (default: <out>/../oracle; never inside --out)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="processes generating customer chunks in parallel")
     parser.add_argument("--reuse", action="store_true", help="do nothing if --out already holds this size and seed")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
     customers = args.customers if args.customers is not None else customers_for_scale(args.scale)

@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.datagen.feedback", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--oracle", type=Path, required=True, help="a bank's oracle folder")
-    parser.add_argument("--cutoff", default=HOLDOUT_CUTOFF.isoformat())
+    parser.add_argument("--cutoff", default=HOLDOUT_CUTOFF.isoformat(),
+                        help="the cut-off (YYYY-MM-DD) whose customers the calibration simulates")
     parser.add_argument("--calibrate", action="store_true", help="recompute OPEN_FIT_SHIFT (see above)")
     args = parser.parse_args(argv)
     if args.calibrate:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ml.datagen import books, world
+from ml.core.config import HOLDOUT_CUTOFF
+from ml.datagen import books, posterior, world
 from ml.datagen.simulate import (
     Parameters,
     calibrate,
@@ -20,7 +21,7 @@ from ml.datagen.simulate import (
 )
 from ml.datagen.writer import write_assignments, write_chunk, write_roster
 
-GENERATOR_VERSION = "3"  # 3: books of business (customer_assignments, account_managers)
+GENERATOR_VERSION = "4"  # 3: books of business; 4: the posterior oracle (raw tables unchanged)
 CHUNK_SIZE = 50_000  # fixed, so the output for a seed does not depend on the number of workers
 RAW_TABLES = ("customers", "events", "customer_assignments", "account_managers")
 
@@ -37,6 +38,8 @@ def _run_chunk(args) -> dict:
                                      population.region_code, population.customer_since)
     counts["customer_assignments"] = write_assignments(assignments, chunk_index, raw_dir)
     counts["variance_share"] = result.variance_share
+    if result.posterior is not None:
+        counts["posterior"] = {"ess": result.posterior.ess, "seconds": result.posterior.seconds}
     return counts
 
 
@@ -52,8 +55,12 @@ def manifest_matches(raw_dir: Path, customers: int, seed: int) -> bool:
 
 
 def generate(customers: int, seed: int, raw_dir: Path, oracle_dir: Path, workers: int = 2,
-             oracle_cutoffs: tuple | None = None, progress: bool = True) -> dict:
-    """Write ``raw_dir/<table>`` for every raw table and ``oracle_dir``; return the manifest."""
+             oracle_cutoffs: tuple | None = None, progress: bool = True, posterior_oracle: bool = True) -> dict:
+    """Write ``raw_dir/<table>`` for every raw table and ``oracle_dir``; return the manifest.
+
+    ``posterior_oracle=False`` skips the posterior oracle (``ml.datagen.posterior``): the raw tables
+    are the same byte for byte either way.
+    """
     started = time.perf_counter()
     raw_dir, oracle_dir = Path(raw_dir), Path(oracle_dir)
     if raw_dir.resolve() == oracle_dir.resolve() or oracle_dir.resolve().is_relative_to(raw_dir.resolve()):
@@ -65,13 +72,15 @@ def generate(customers: int, seed: int, raw_dir: Path, oracle_dir: Path, workers
 
     catalogue = world.Catalogue.load()
     params: Parameters = calibrate(seed, catalogue)
-    params = replace(params, oracle_cutoffs=tuple(oracle_cutoffs or default_oracle_cutoffs()))
+    params = replace(params, oracle_cutoffs=tuple(oracle_cutoffs or default_oracle_cutoffs()),
+                     posterior_cutoff=HOLDOUT_CUTOFF if posterior_oracle else None,
+                     posterior_every=posterior.sample_every(customers))
     roster = books.draw_roster(seed)
     jobs = [(params, roster, i, start, min(CHUNK_SIZE, customers - start), raw_dir, oracle_dir)
             for i, start in enumerate(range(0, customers, CHUNK_SIZE))]
     totals = {"customers": 0, "events": 0, "customer_assignments": 0,
               "account_managers": write_roster(roster.table(), raw_dir)}
-    shares = []
+    shares, posteriors = [], []
     bar = tqdm(total=customers, unit="customer", disable=not progress, desc="synthetic bank")
     ctx = mp.get_context("fork")
     with ctx.Pool(processes=max(1, min(workers, len(jobs)))) as pool:
@@ -79,6 +88,7 @@ def generate(customers: int, seed: int, raw_dir: Path, oracle_dir: Path, workers
             for table in ("customers", "events", "customer_assignments"):
                 totals[table] += counts[table]
             shares.append(counts["variance_share"])
+            posteriors.append(counts.get("posterior"))
             bar.update(job[4])
     bar.close()
 
@@ -94,12 +104,24 @@ def generate(customers: int, seed: int, raw_dir: Path, oracle_dir: Path, workers
     world_summary = {
         **manifest,
         "latent_variance_share": _pooled_share(shares),
+        "posterior_oracle": _posterior_summary(params, posteriors),
         "base_hold": dict(zip(catalogue.ids, np.round(params.base_hold, 4).tolist())),
         "base_adopt": dict(zip(catalogue.ids, np.round(params.base_adopt, 4).tolist())),
     }
     (oracle_dir / "world.json").write_text(json.dumps(world_summary, indent=2))
     (raw_dir / "_manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def _posterior_summary(params: Parameters, chunks: list[dict | None]) -> dict | None:
+    """The posterior oracle's sample, its cost (CPU seconds summed over chunks) and its draws' quality."""
+    if not chunks or chunks[0] is None:
+        return None
+    ess = np.concatenate([c["ess"] for c in chunks])
+    return {"cutoff": params.posterior_cutoff.isoformat(), "customers": int(len(ess)),
+            "every": params.posterior_every, "draws": posterior.DRAWS, "nodes": posterior.NODES,
+            "seconds": round(sum(c["seconds"] for c in chunks), 1),
+            "median_ess": round(float(np.median(ess)), 1), "p10_ess": round(float(np.percentile(ess, 10)), 1)}
 
 
 def _pooled_share(shares: list[dict]) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 from ml.core.config import CUTOFFS, HISTORY_START, LABEL_WINDOW_MONTHS
 from ml.datagen import world
 from ml.datagen.population import Population, draw_population
+from ml.datagen.posterior import POSTERIOR_STREAM, PosteriorOracle, PosteriorRecorder, PosteriorResult
 from ml.datagen.scoring import MonthState, Scorer, sigmoid, solve_base
 
 N_MONTHS = 18
@@ -39,6 +40,8 @@ class Parameters:
     base_hold: np.ndarray
     base_adopt: np.ndarray
     oracle_cutoffs: tuple = ()
+    posterior_cutoff: object = None  # a date: the posterior oracle's cut-off (None: not computed)
+    posterior_every: int = 1  # every k-th customer is in the posterior oracle's sample
 
 
 @dataclass
@@ -151,6 +154,7 @@ class ChunkResult:
     oracle: dict  # cutoff -> dict of arrays
     held_elsewhere: np.ndarray
     variance_share: dict
+    posterior: PosteriorResult | None = None
 
 
 def held_elsewhere_probability(pop: Population, catalogue: world.Catalogue) -> np.ndarray:
@@ -178,6 +182,9 @@ def simulate_chunk(params: Parameters, catalogue: world.Catalogue, chunk_index: 
     _opening_events(rng, pop, catalogue, held, state.bound, events)
 
     oracle = _OracleAccumulator(params.oracle_cutoffs, catalogue, pop)
+    # the posterior oracle only watches: it draws from a stream of its own, after the chunk
+    recorder = (PosteriorRecorder(params.posterior_cutoff, pop, start, params.posterior_every,
+                                  n_products) if params.posterior_cutoff else None)
     last_trigger = np.full((count, len(world.TRIGGERS)), -99)
     activity = np.zeros((count, N_MONTHS), dtype=np.int32)
     for m in range(N_MONTHS):
@@ -185,6 +192,8 @@ def simulate_chunk(params: Parameters, catalogue: world.Catalogue, chunk_index: 
         state.recent_triggers = (m - last_trigger >= 1) & (m - last_trigger <= world.TRIGGER_WINDOW_MONTHS)
         if m >= 3:
             state.activity_90d = activity[:, m - 3:m].sum(axis=1)
+        if recorder:
+            recorder.month_start(m, state, last_trigger, activity)
         observable = params.base_adopt + scorer.observable(pop, m, state)
         suitable = scorer.suitable(pop, m)
         hazard = sigmoid(observable + latent) * (suitable & ~elsewhere)
@@ -193,13 +202,20 @@ def simulate_chunk(params: Parameters, catalogue: world.Catalogue, chunk_index: 
         adopt = ~state.holdings & (rng.random(hazard.shape) < hazard)
         for src, dst in substitutes:  # a customer picks one of two substitutes, also within a month
             adopt[:, dst] &= ~adopt[:, src]
+        if recorder:
+            recorder.month_outcome(m, observable, suitable, state.holdings, adopt, substitutes)
         close = state.holdings & (rng.random(hazard.shape) < close_rate[None, :])
         _product_events(rng, m, pop, catalogue, state, adopt, close, events)
         state.holdings = (state.holdings & ~close) | adopt
         activity[:, m] = _monthly_events(rng, m, pop, state, last_trigger, events)
 
     share = oracle.variance_share
-    return ChunkResult(pop, events.arrays(), oracle.results(), elsewhere, share)
+    posterior = None
+    if recorder:
+        model = PosteriorOracle(catalogue, params.base_hold, params.base_adopt, _hold_order(catalogue))
+        posterior = model.run(recorder, pop, held, elsewhere_p,
+                              np.random.default_rng([params.seed, chunk_index, POSTERIOR_STREAM]))
+    return ChunkResult(pop, events.arrays(), oracle.results(), elsewhere, share, posterior)
 
 
 def _opening_events(rng, pop, catalogue, held, bound, events: EventBuffer) -> None:

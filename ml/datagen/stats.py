@@ -105,7 +105,7 @@ def book_sizes(raw: Path, as_of: date = EXTRACT_DATE) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.datagen.stats", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
+    parser.add_argument("--raw", type=Path, default=Path("data/raw"), help="the raw tables folder of a generated bank")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args(argv)
     rates = product_rates(args.raw)

@@ -36,7 +36,21 @@ def write_chunk(result: ChunkResult, catalogue: world.Catalogue, chunk_index: in
             for j, pid in enumerate(targets):
                 columns[f"{key}__{pid}"] = pa.array(arrays[key][:, j])
         pq.write_table(pa.table(columns), folder / name, compression="zstd")
+    if result.posterior is not None:
+        _write_posterior(result, targets, oracle_dir, name)
     return {"customers": customers.num_rows, "events": events.num_rows}
+
+
+def _write_posterior(result: ChunkResult, targets: list[str], oracle_dir: Path, name: str) -> None:
+    """``oracle/posterior/cutoff=<date>/``: the posterior oracle's sampled customers of this chunk."""
+    posterior = result.posterior
+    folder = oracle_dir / "posterior" / f"cutoff={posterior.cutoff.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = {"customer_id": pa.array(result.population.customer_id[posterior.rows], pa.string())}
+    for j, pid in enumerate(targets):
+        columns[f"p_posterior__{pid}"] = pa.array(posterior.p[:, j])
+    columns["effective_draws"] = pa.array(posterior.ess)
+    pq.write_table(pa.table(columns), folder / name, compression="zstd")
 
 
 def write_assignments(assignments: pa.Table, chunk_index: int, raw_dir: Path) -> int:

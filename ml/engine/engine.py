@@ -30,7 +30,7 @@ from ml.features.layout import (
 )
 from ml.features.layout import FEEDBACK_RESPONSES as RESPONSES
 from ml.features.online import CustomerNotFound
-from ml.recommendation import stage_one_table
+from ml.recommendation import control, stage_one_table
 from ml.recommendation.config import RecommendConfig
 from ml.recommendation.contract import (
     ALREADY_HELD,
@@ -41,6 +41,7 @@ from ml.recommendation.contract import (
     Reason,
     UnknownCustomer,
 )
+from ml.recommendation.explain import reason as explain_reason
 from ml.recommendation.match_score import MatchReference
 from ml.recommendation.rerankers import ANSWER_CODES, INTERESTED, CategoryRule
 from ml.recommendation.stage_one import StageOne
@@ -65,6 +66,7 @@ class Engine:
         self.online = online
         self.reranker = reranker if reranker is not None else CategoryRule()
         self.table = table  # the nightly stage-one table, checked by load_engine (None: score live)
+        self.challenger: Engine | None = None  # a second model's engine (load_engine), served to a slice
         self._read_lock = threading.Lock()
 
     # -- protocol -------------------------------------------------------------------------------
@@ -75,7 +77,8 @@ class Engine:
                 "stage_two_objective": (self.config.stage_two_objective
                                         if getattr(self.reranker, "interest", None) is not None else "value"),
                 "match_reference": f"{ref.model_version}:{ref.n_customers}" if ref else "log-scale",
-                "stage_one_table": self.table.version() if self.table is not None else "none (live scoring)"}
+                "stage_one_table": self.table.version() if self.table is not None else "none (live scoring)",
+                **({"challenger": self.challenger.stage_one_scorer.model_version} if self.challenger else {})}
 
     def customer_profile(self, customer_id: str) -> Mapping[str, Any] | None:
         try:
@@ -116,6 +119,36 @@ class Engine:
         products = self._ranked(x[0], top, p, s1.match(p, top))
         excluded = self._excluded(x, reported, blocked, suppressed) if explain_exclusions else ()
         return Ranking(products, s1.model_version, excluded)
+
+    def stage_one_control(self, customer_id: str, k: int, *, suppressed: Mapping[str, str] | None = None,
+                          also_blocked: Sequence[str] = ()) -> Ranking:
+        """The control arm: the suitable products ranked by the rule-based match score alone (no
+        model), under the same suppressions; ``also_blocked`` (e.g. products already shown) too."""
+        s1 = self.stage_one_scorer
+        k = self._k(k)
+        reported, blocked = self._suppressions(suppressed)
+        if also_blocked:
+            blocked = np.zeros((1, len(s1.products)), dtype=bool) if blocked is None else blocked.copy()
+            blocked[0, [j for j, p in enumerate(s1.products) if p in set(also_blocked)]] = True
+        row = self._table_row(customer_id, suppressed)
+        if row is not None:
+            x = row.x[None, :]
+            allowed = ~np.isnan(row.probability)[None, :]
+            if blocked is not None:
+                allowed &= ~blocked
+        else:
+            features, _ = self._features(customer_id)
+            lists = s1.score_batch(features, k, reported=reported, blocked=blocked)
+            x, allowed = lists.x, lists.allowed
+        scores = control.rule_matrix(x, s1.products, self.catalogue)
+        top = control.rule_top(scores, allowed, k)[0]
+        out = []
+        for j in top[top >= 0]:
+            product = self.catalogue[s1.products[j]]
+            parts = control.rule_reasons(x, product)
+            out.append(RankedProduct(product.product_id, round(float(scores[0, j]) / 100, 6),
+                                     int(round(float(scores[0, j]))), parts[: self.config.max_reasons], product.tags))
+        return Ranking(tuple(out), control.CONTROL_VERSION, ())
 
     def _table_row(self, customer_id: str, suppressed: Mapping[str, str] | None) -> stage_one_table.TableRow | None:
         """The customer's nightly row, unless a reported holding changes the features (then the
@@ -167,11 +200,13 @@ class Engine:
             if reported_all is not None:
                 held |= reported_all
             excluded = self._excluded(lists.x, held, blocked, suppressed)
-        return Ranking(products, f"{s1.model_version}+{self.reranker.version}", excluded)
+        return Ranking(products, f"{s1.model_version}+{self.reranker.version}", excluded,
+                       "interest" if lists.kind == "interest" else "expected_value")
 
-    def cold_start(self, product: Mapping[str, Any], n: int) -> ColdStartResult:
+    def cold_start(self, product: Mapping[str, Any], n: int,
+                   assumptions: Mapping[str, float] | None = None) -> ColdStartResult:
         analyser = ColdStartAnalyser.for_engine(self)
-        return analyser.analyse(product, n)
+        return analyser.analyse(product, n, assumptions)
 
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Set each customer's ``customer_feedback`` aggregates online to the counts of ``rows`` — all of
@@ -260,7 +295,8 @@ class Engine:
             product = self.catalogue[s1.products[j]]
             extra = feedback_reasons[i] if feedback_reasons else ()
             why = (extra + model_reasons[i])[: max(self.config.max_reasons, len(extra))]
-            out.append(RankedProduct(product.product_id, round(float(p[i]), 6), int(match[i]), why, product.tags))
+            out.append(RankedProduct(product.product_id, round(float(p[i]), 6), int(match[i]), why, product.tags,
+                                     float(s1.values[j])))
         return tuple(out)
 
     def _feedback_reasons(self, top: np.ndarray, answers: np.ndarray) -> list[tuple[Reason, ...]]:
@@ -276,12 +312,14 @@ class Engine:
             related = [a for a in liked if complement is not None
                        and complement[s1.positions[a], s1.positions[j]] > 0]
             if related:
-                name = self.catalogue[s1.products[related[0]]].name_en
-                reason = (Reason("FEEDBACK_COMPLEMENT", f"interested in {name}, which goes with this product"),)
+                pid = s1.products[related[0]]
+                reason = (explain_reason("FEEDBACK_COMPLEMENT", "interested in %(product)s, which goes with this product",
+                                         {"product": self.catalogue[pid].name_en}, product=pid),)
             elif same:
-                name = self.catalogue[s1.products[same[0]]].name_en
-                reason = (Reason("FEEDBACK_SAME_CATEGORY",
-                                 f"interested in {name}: another {s1.categories[j]} product"),)
+                pid = s1.products[same[0]]
+                reason = (explain_reason("FEEDBACK_SAME_CATEGORY", "interested in %(product)s: another %(category)s product",
+                                         {"product": self.catalogue[pid].name_en}, product=pid,
+                                         category=s1.categories[j]),)
             out.append(reason)
         return out
 

@@ -8,7 +8,8 @@ own that ``load_engine`` and the API's snapshot read unchanged:
 - ``marts/``: the customer snapshot (``customer_360``, recent events, managers' books), the marts
   cold start reads and the product relations;
 - ``models/``: the current model version (``CURRENT`` names it) with its re-ranker;
-- ``scores/``: the stage-one table and the match-score reference of that model;
+- ``scores/``: the stage-one table and the match-score reference of that model, and the nightly
+  lists (``stage_one.parquet``, the console's call lists read them);
 - ``feast/``: the feature sources, a copy of the Feast registry re-pointed at them, and a copy of
   the online store the ``features`` step materialised, seeded with the feedback aggregates of the
   export. Serving pushes fresh feedback into the version it answers from, so materialising the next
@@ -51,6 +52,7 @@ from ml.features.online import OnlineFeatures
 from ml.features.snapshot import feature_source, feature_store
 from ml.recommendation.match_score import REFERENCE_FILE
 from ml.recommendation.stage_one_table import (
+    CHALLENGER_DIR,
     TABLE_DIR,
     StageOneTable,
     copy_table,
@@ -59,7 +61,8 @@ from ml.recommendation.stage_one_table import (
 from ml.training.registry import Registry
 
 MARTS_LINKED = ("customer_360.parquet", "customer_recent_events.parquet", "manager_books.parquet",
-                "customer_features_monthly.parquet", "labels_adoption.parquet")  # dbt replaces them by rename
+                "customer_features_monthly.parquet", "labels_adoption.parquet",
+                "recommendation_feedback.parquet", "monthly_effect_breakdown.parquet")  # dbt replaces them by rename
 MARTS_COPIED = ("product_relations.parquet",)  # ml.relations rewrites it in place
 MODEL_LINKED = ("model.txt", "calibration.joblib")  # written once, into a new version folder
 FEEDBACK_VIEW = "customer_feedback"
@@ -113,15 +116,20 @@ def add_marts(paths: Paths, folder: Path) -> list[str]:
 
 
 def add_model(paths: Paths, folder: Path) -> str:
-    current = Registry(paths.models).current()
+    registry = Registry(paths.models)
+    current = registry.current()
     if current is None:
         raise PublishError(f"no current model under {paths.models} (run `make train`)")
-    target = folder / "models" / current.name
-    for item in sorted(current.iterdir()):  # top-level files only: strategies/ are not served
-        if item.is_file():
-            (_link if item.name in MODEL_LINKED else _copy)(item, target / item.name)
+    challenger = registry.challenger()
+    for version in (current, challenger) if challenger is not None else (current,):
+        target = folder / "models" / version.name
+        for item in sorted(version.iterdir()):  # top-level files only: strategies/ are not served
+            if item.is_file():
+                (_link if item.name in MODEL_LINKED else _copy)(item, target / item.name)
     for pointer in ("CURRENT", "HISTORY"):
         (folder / "models" / pointer).write_text(current.name + "\n")
+    if challenger is not None:
+        (folder / "models" / "CHALLENGER").write_text(challenger.name + "\n")
     return current.name
 
 
@@ -225,7 +233,19 @@ def add_scores(paths: Paths, folder: Path) -> dict[str, Any]:
     copy_table(table.folder, folder / "scores" / TABLE_DIR, meta)
     if (paths.data / "scores" / REFERENCE_FILE).exists():
         _copy(paths.data / "scores" / REFERENCE_FILE, folder / "scores" / REFERENCE_FILE)
-    return {"stage_one_table": table.version()}
+    if (paths.data / "scores" / "stage_one.parquet").exists():  # written by rename: a link is safe
+        _link(paths.data / "scores" / "stage_one.parquet", folder / "scores" / "stage_one.parquet")
+    out = {"stage_one_table": table.version()}
+    if Registry(paths.models).challenger() is not None:  # the challenger's table, scored over the same source
+        scores = paths.data / "scores" / CHALLENGER_DIR
+        challenger = StageOneTable.load(scores)
+        if challenger is None or challenger.meta.get("feature_source") != table.meta.get("feature_source"):
+            raise PublishError("the challenger has no stage-one table over tonight's features (run `make score`)")
+        copy_table(challenger.folder, folder / "scores" / CHALLENGER_DIR / TABLE_DIR,
+                   {**challenger.meta, "feature_source": meta["feature_source"]})
+        _copy(scores / REFERENCE_FILE, folder / "scores" / CHALLENGER_DIR / REFERENCE_FILE)
+        out["challenger_table"] = challenger.version()
+    return out
 
 
 def validate(folder: Path, reports: Path) -> dict[str, Any]:
@@ -240,6 +260,10 @@ def validate(folder: Path, reports: Path) -> dict[str, Any]:
                            "(run `make score`)")
     customer = table.ids[0].decode()
     ranking = engine.stage_one(customer, 5)
+    if Registry(folder / "models").challenger() is not None:
+        if engine.challenger is None or engine.challenger.table is None:
+            raise PublishError("the challenger would not be served from its stage-one table (run `make score`)")
+        engine.challenger.stage_one(customer, 5)
     if engine.customer_profile(customer) is None:
         raise PublishError("the version's online store has no features for a customer of its table")
     return {"model_version": s1.model_version, "versions": dict(engine.versions()),
@@ -275,6 +299,7 @@ def publish(paths: Paths, keep: int = 3) -> dict[str, Any]:
             manifest = {"version": version, "published_at": datetime.now(timezone.utc).isoformat(),
                         "model_version": checks["model_version"], "model_dir": model,
                         "stage_one_table": scores["stage_one_table"],
+                        "challenger_table": scores.get("challenger_table"),
                         "marts": marts, "online_store": feast["online_store"],
                         "feedback_seeded": {"customers": feast["customers"], "until": feast["until"]},
                         "engine_versions": checks["versions"]}

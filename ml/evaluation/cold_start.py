@@ -28,9 +28,11 @@ from ml.cold_start.analyser import ColdStartAnalyser
 from ml.cold_start.definition import to_product
 from ml.cold_start.forecast import ForecastAssumptions, ProductHistory, forecast
 from ml.cold_start.holdout import train_without
+from ml.core import metrics
 from ml.core.catalogue import load_catalogue
 from ml.core.config import CUTOFFS, HOLDOUT_CUTOFF, LABEL_WINDOW_MONTHS, Paths
 from ml.core.reports import write_metrics
+from ml.evaluation import list_metrics
 from ml.features.pairs import pair_matrix, product_table
 from ml.features.snapshot import snapshot_features
 from ml.recommendation.match_score import rule_scores
@@ -96,6 +98,7 @@ def evaluate(paths: Paths, product_id: str, n: int = 200, eval_paths: Paths | No
     ns = sorted({20, 50, 100, n, 500, 1000})
     base = float(y.mean()) if len(y) else float("nan")
     curves = {k: precision_curve(v, y, ns, tie) for k, v in scores.items()}
+    intervals = {name: _precision_interval(v, y, n, tie) for name, v in scores.items()} if len(y) else {}
     expected = {k: precision_curve(v, truth, ns, tie) for k, v in scores.items()} if truth is not None else None
     auc = {k: (round(float(roc_auc_score(y, v)), 4) if 0 < y.sum() < len(y) else None) for k, v in scores.items()}
     # forecast check: 3 months, organic (no contact), history without the product and before the cut-off
@@ -107,7 +110,8 @@ def evaluate(paths: Paths, product_id: str, n: int = 200, eval_paths: Paths | No
     r5 = lambda v: round(float(v), 5)  # noqa: E731
     result = {
         "product_id": product_id, "n": n, "cutoff": HOLDOUT_CUTOFF.isoformat(),
-        "bank_generator_seed": target_paths.generator_seed(), "suitable_non_holders": int(len(rows)),
+        "bank_generator_seed": target_paths.generator_seed(), "bank_customers": int(len(snap_ids)),
+        "suitable_non_holders": int(len(rows)),
         "adopters": actual, "base_rate": round(base, 6),
         "precision_at_n": r5(curves["cold_model"][n]), "random_precision_at_n": r5(base),
         "rule_precision_at_n": r5(curves["rule"][n]),
@@ -115,6 +119,7 @@ def evaluate(paths: Paths, product_id: str, n: int = 200, eval_paths: Paths | No
         "rule_lift": round(curves["rule"][n] / base, 3) if base > 0 else None,
         "warm_precision_at_n": r5(curves["warm_model"][n]) if "warm_model" in curves else None,
         "auc": auc,
+        "intervals": intervals,
         "precision_curve": {"n": ns, **{k: [r5(c[m]) for m in ns] for k, c in curves.items()}, "random": r5(base)},
     }
     if expected is not None:
@@ -141,6 +146,39 @@ def evaluate(paths: Paths, product_id: str, n: int = 200, eval_paths: Paths | No
         "seconds": round(time.perf_counter() - started, 1),
     })
     return result
+
+
+def _precision_interval(score: np.ndarray, y: np.ndarray, n: int, tie: np.ndarray) -> dict:
+    """Hits in the top ``n``, an exact (Clopper-Pearson) interval of precision@n and a customer
+    bootstrap interval of its lift over the base rate (whose own uncertainty it includes)."""
+    ranked = y[np.lexsort((tie, -score))]
+    top = min(n, len(y))
+    hits = int(ranked[:top].sum())
+    return {"hits": hits, "n": top, "precision_ci": metrics.binomial_interval(hits, top),
+            "lift_ci": list_metrics.top_n_lift_interval(ranked, top)}
+
+
+def figures_section(result: dict, command: str, generator_seed: int | None) -> dict:
+    """The ``cold_start`` section of docs/figures.json (the headline bank and product); ``generator_seed``
+    is the development bank's, where the held-out-product model was trained."""
+    from ml.evaluation.figures import provenance
+
+    base = result["random_precision_at_n"]
+    rows = {}
+    for key, name in (("precision_at_n", "cold_model"), ("rule_precision_at_n", "rule"),
+                      ("warm_precision_at_n", "warm_model")):
+        ci = result["intervals"].get(name)
+        if result.get(key) is not None and ci:
+            rows[key] = {"value": result[key], "ci": ci["precision_ci"], "hits": ci["hits"],
+                         "lift": result[key] / base if base else None, "lift_ci": ci["lift_ci"]}
+    fc = result["forecast_check"]
+    return {"source": provenance(command, generator_seed, result.get("bank_customers"), eval_generator_seed=result["bank_generator_seed"],
+                                 cutoff=result["cutoff"]),
+            "product_id": result["product_id"], "n": result["n"],
+            "suitable_non_holders": result["suitable_non_holders"], "adopters": result["adopters"],
+            "random_precision_at_n": base, **rows,
+            "forecast": {k: fc[k] for k in ("expected", "low", "high", "actual")},
+            "seconds": result["seconds"]}
 
 
 def _oracle_probability(paths: Paths, product_id: str, customer_ids: np.ndarray) -> np.ndarray | None:
@@ -190,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--non-adopters-per-adopter", type=float, default=None,
                         help="training sample size, as in python -m ml.training.train (default: the same as it)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave reports/metrics.json alone")
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="also record the headline's figures in this file (docs/figures.json)")
     args = parser.parse_args(argv)
     paths = Paths.from_env()
     banks: list[Paths | None] = [None]
@@ -198,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     result = evaluate_many(paths, args.product, args.n, banks, args.seed, args.non_adopters_per_adopter)
     if not args.no_write:
         write_metrics(paths.reports, {"cold_start": result})
+    if args.figures:
+        from ml.evaluation.figures import record
+
+        command = "python -m ml.evaluation.cold_start " + " ".join(sys.argv[1:] if argv is None else argv)
+        record(args.figures, "cold_start", figures_section(result, command, paths.generator_seed()))
     print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     return 0
 

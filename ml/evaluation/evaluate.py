@@ -1,17 +1,22 @@
 """Evaluate the current model on the held-out cut-off (``make evaluate``).
 
-    python -m ml.evaluation.evaluate
+    python -m ml.evaluation.evaluate [--figures docs/figures.json]
 
 Every customer of the held-out cut-off (2025-04-01) is ranked over the cross-sell products they
-did not hold and may be offered; labels are adoptions in the following three months. The model,
-every imbalance strategy, the baselines (random, popularity, the banks' rule-based match score)
-and the generator's oracle (true and observable-only probabilities: the ceiling any learner can
-reach) are scored the same way. Writes reports/metrics.json (merging keys other tools write) and
-reports/report.html with its figures.
+did not hold and may be offered; labels are adoptions in the following three months. The list the
+API serves (``ml.evaluation.served``: stage one's own code, value weighting and suitability), the
+propensity-only ranking, every imbalance strategy, the baselines (random, popularity, the banks'
+rule-based match score) and the generator's oracles are scored the same way, with customer-level
+95% intervals: the posterior oracle (the best prediction from everything observable at the
+cut-off: the ceiling a learner faces), the prior oracle (latent tastes integrated over their
+prior, the window's triggers read off the realised path) and the full oracle (knows the tastes).
+Writes reports/metrics.json (merging keys other tools write), reports/report.html with its
+figures and, with ``--figures``, the ``lists`` section of docs/figures.json.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +30,7 @@ from ml.core.catalogue import load_catalogue
 from ml.core.config import HOLDOUT_CUTOFF, Paths
 from ml.core.logs import step_log
 from ml.core.reports import write_metrics
+from ml.evaluation import figures, served
 from ml.evaluation.report import write_report
 from ml.features.layout import STAGE_ONE_FEATURES
 from ml.features.pairs import feature_names
@@ -130,7 +136,7 @@ def popularity_scores(paths: Paths, holdout: HoldoutSet, model: PropensityModel)
     return np.tile(np.nan_to_num(rates), (len(holdout.customer_ids), 1))
 
 
-def evaluate(paths: Paths) -> dict:
+def evaluate(paths: Paths, figures_path: Path | None = None, command: str = "python -m ml.evaluation.evaluate") -> dict:
     started = time.perf_counter()
     folder = Registry(paths.models).current()
     if folder is None:
@@ -158,6 +164,16 @@ def evaluate(paths: Paths) -> dict:
         _log_row(name, table[name])
     strategy_table = _strategy_table(folder, model, holdout, candidates)
     log(f"strategies scored ({time.perf_counter() - started:.0f} s)")
+    lists_started = time.perf_counter()
+    baselines = {"rule_match_score": "rule_match_score", "popularity": "popularity", "random": "random",
+                 "oracle_prior": "oracle_observable", "oracle_true": "oracle_true"}
+    lists = served.evaluate_lists(served.ListRanker(model), holdout.features, holdout.labels, holdout.mask,
+                                  {name: candidates[key][0] for name, key in baselines.items() if key in candidates},
+                                  served.posterior_scores(paths, holdout.customer_ids, holdout.products))
+    lists_seconds = time.perf_counter() - lists_started
+    for name, row in lists["all"]["rows"].items():
+        _log_row(f"list:{name}", row)
+    log(f"lists and intervals ({lists_seconds:.0f} s)")
 
     chosen_metrics = table["model"]
     positive_cells = int(holdout.labels.sum())
@@ -175,11 +191,13 @@ def evaluate(paths: Paths) -> dict:
     })
     if summary["observable_oracle_map_at_5"]:
         summary["map_at_5_vs_observable_oracle"] = summary["map_at_5"] / summary["observable_oracle_map_at_5"]
+    summary.update(served.summary_keys(lists))
     result = {
         "summary": summary,
         "strategies": {k: {m: v for m, v in row.items() if m != "ranking"} for k, row in table.items()},
         "rankings": {k: row["ranking"] for k, row in table.items()},
         "strategy_table": strategy_table,
+        "lists": lists,
         "per_product": per_product(chosen, holdout, candidates.get("oracle_observable", (None,))[0]),
         "training": training_summary(folder, model.metadata),
         "seconds": round(time.perf_counter() - started, 1),
@@ -187,9 +205,28 @@ def evaluate(paths: Paths) -> dict:
     write_metrics(paths.reports, {"evaluation": result, "summary": summary})
 
     write_report(paths.reports, result, holdout, {k: v[0] for k, v in candidates.items()}, model)
-    log(f"MAP@5 {summary['map_at_5']:.5f} vs observable oracle {summary['observable_oracle_map_at_5']}; "
-        f"report in {paths.reports} ({time.perf_counter() - started:.0f} s)")
+    if figures_path is not None:
+        _record_figures(paths, figures_path, command, lists, summary, time.perf_counter() - started, lists_seconds)
+    ratio = summary.get("served_vs_posterior_oracle", {}).get("ratio")
+    log(f"served MAP@5 {summary['served']['map_at_5']:.5f}, {ratio if ratio is None else round(ratio, 3)}x the "
+        f"posterior oracle; report in {paths.reports} ({time.perf_counter() - started:.0f} s)")
     return result
+
+
+def _record_figures(paths: Paths, figures_path: Path, command: str, lists: dict, summary: dict,
+                    total_seconds: float, lists_seconds: float) -> None:
+    """The ``lists`` section of docs/figures.json: figures, intervals, provenance, cost."""
+    world_file = paths.oracle / "world.json"
+    world = json.loads(world_file.read_text()) if world_file.exists() else {}
+    section = {
+        "source": figures.provenance(command, summary.get("generator_seed"), world.get("customers"),
+                                     cutoff=summary["cutoff"], model_version=summary["model_version"],
+                                     replicates=lists["replicates"]),
+        "all": lists["all"], "sample": lists.get("sample"),
+        "posterior_oracle": world.get("posterior_oracle"),
+        "seconds": {"evaluation": total_seconds, "lists": lists_seconds},
+    }
+    figures.record(figures_path, "lists", section)
 
 
 def training_summary(folder: Path, metadata: dict) -> dict:
@@ -251,8 +288,11 @@ def _strategy_scores(folder: Path, model: PropensityModel, holdout: HoldoutSet, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.evaluation.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.parse_args(argv)
-    evaluate(Paths.from_env())
+    parser.add_argument("--figures", type=Path, default=None,
+                        help="also record the lists' figures in this file (docs/figures.json)")
+    args = parser.parse_args(argv)
+    command = "python -m ml.evaluation.evaluate" + (f" --figures {args.figures}" if args.figures else "")
+    evaluate(Paths.from_env(), args.figures, command)
     return 0
 
 if __name__ == "__main__":

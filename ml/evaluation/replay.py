@@ -248,13 +248,14 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-data-dir", type=Path, default=os.environ.get("LINGXI_EVAL_DATA_DIR"),
                         help="data dir of a bank generated with another seed (default: LINGXI_EVAL_DATA_DIR)")
-    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--k", type=int, default=5, help="products per list (stage one and stage two)")
     parser.add_argument("--sessions", type=int, default=None, help="replay a random subset of N sessions")
     parser.add_argument("--seed", type=int, default=0, help="simulator and bootstrap seed")
-    parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the 95%% intervals")
     parser.add_argument("--also-k", type=int, nargs="*", default=[],
                         help="other list lengths to replay as well (summarised under other_k)")
-    parser.add_argument("--allow-same-seed", action="store_true")
+    parser.add_argument("--allow-same-seed", action="store_true",
+                        help="allow replaying on the bank the models were trained on (optimistic figures)")
     parser.add_argument("--also-interest-model", nargs="*", default=[], choices=INTEREST_MODELS,
                         help="replay the simulator's other interest models too, each with the re-ranker trained on "
                              "its own simulated sessions (summarised under other_interest_models)")

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from ml.core.config import DEFAULT_INTEREST_MODEL, INTEREST_MODELS, Paths
 from ml.core.feedback_log import PART, SCHEMAS
-from ml.core.logs import step_log
+from ml.core.logs import progress, step_log, working
 from ml.datagen.feedback import FeedbackSimulator
 from ml.features.layout import STAGE_ONE_FEATURES
 from ml.features.snapshot import feature_store
@@ -58,12 +58,15 @@ def simulate_logs(paths: Paths, cutoffs: Sequence[date], k: int = 5, seed: int =
         if limit:
             ids = ids[:limit]
         created = datetime(cutoff.year, cutoff.month, cutoff.day, 10, 0, 0)
-        features = fetch_features(store, pd.DataFrame({"customer_id": ids, "snapshot_ts": pd.Timestamp(created)}))
+        with working(f"{cutoff}: point-in-time features of {len(ids):,} customers"):
+            features = fetch_features(store, pd.DataFrame({"customer_id": ids, "snapshot_ts": pd.Timestamp(created)}))
         features = features.set_index("customer_id").reindex(ids)
         ok = features["age"].notna().to_numpy()
         ids, x = ids[ok], features.loc[ok, list(STAGE_ONE_FEATURES)].to_numpy(np.float32)
         first = s1.score_batch(x, k)
+        bar = progress(len(ids), f"{cutoff}: sessions", unit="customer")
         for i, cid in enumerate(ids):
+            bar.update(1)
             top = [int(j) for j in first.top[i] if j >= 0]
             if not top:
                 continue
@@ -71,35 +74,37 @@ def simulate_logs(paths: Paths, cutoffs: Sequence[date], k: int = 5, seed: int =
             if len(remaining) == 0:
                 continue
             second = rng.choice(remaining, size=min(k, len(remaining)), replace=False).tolist()
-            parent = _id("rec", seed, cid, cutoff, 1)
-            for stage, shown, rid in ((1, top, parent), (2, second, _id("rec", seed, cid, cutoff, 2))):
+            parent = make_id("rec", seed, cid, cutoff, 1)
+            for stage, shown, rid in ((1, top, parent), (2, second, make_id("rec", seed, cid, cutoff, 2))):
                 products = [s1.products[j] for j in shown]
                 answers = sim.respond(cid, products)
                 at = created + timedelta(minutes=5 * stage)
                 for rank, (j, pid, response) in enumerate(zip(shown, products, answers), start=1):
                     p = float(first.probabilities[i, j])
                     rec_rows.append((rid, cid, "SIMULATED", stage, parent if stage == 2 else None, pid, rank, p,
-                                     int(s1.match(np.array([p]), np.array([j]))[0]), s1.model_version, at))
-                    fb_rows.append((_id("fb", seed, cid, cutoff, stage, pid), rid, cid, pid, "SIMULATED",
+                                     int(s1.match(np.array([p]), np.array([j]))[0]), s1.model_version, at, None))
+                    fb_rows.append((make_id("fb", seed, cid, cutoff, stage, pid), rid, cid, pid, "SIMULATED",
                                     response, at + timedelta(minutes=2), f"{rid}#{pid}"))
+        bar.close()
         log(f"{cutoff}: {len(ids):,} customers simulated ({time.perf_counter() - started:.0f} s)")
-    _write_export(out, rec_rows, fb_rows, {"source": f"simulated-seed{seed}-{'+'.join(str(c) for c in cutoffs)}",
+    write_export(out, rec_rows, fb_rows, {"source": f"simulated-seed{seed}-{'+'.join(str(c) for c in cutoffs)}",
                                            "generator_seed": paths.generator_seed(), "k": k,
                                            "interest_model": interest_model,
                                            "stage_two_policy": "uniform over remaining suitable products"})
     return out
 
 
-def _id(*parts) -> str:
+def make_id(*parts) -> str:
     return hashlib.md5("|".join(map(str, parts)).encode()).hexdigest().upper()
 
 
-def _write_export(out: Path, rec_rows: list, fb_rows: list, manifest: dict) -> None:
+def write_export(out: Path, rec_rows: list, fb_rows: list, manifest: dict) -> None:
     for name, rows in (("recommendations", rec_rows), ("feedback", fb_rows)):
         schema = SCHEMAS[name]
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
-        columns = list(zip(*rows)) if rows else [[] for _ in schema]
+        width = len(schema)  # rows may stop before trailing columns added later (e.g. ``arm``): null
+        columns = list(zip(*(tuple(r) + (None,) * (width - len(r)) for r in rows))) if rows else [[] for _ in schema]
         table = pa.Table.from_arrays([pa.array(col, type=f.type) for col, f in zip(columns, schema)], schema=schema)
         pq.write_table(table, folder / PART)
     counts = {"recommendations": len(rec_rows), "feedback": len(fb_rows)}

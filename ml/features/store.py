@@ -12,7 +12,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from ml.core.config import EXTRACT_DATE, PROJECT_ROOT, Paths
-from ml.core.logs import step_log
+from ml.core.logs import step_log, working
 from ml.features.layout import (
     FEEDBACK_CATEGORIES,
     FEEDBACK_COLUMNS,
@@ -21,6 +21,7 @@ from ml.features.layout import (
     STAGE_ONE_FEATURES,
     VECTOR_FEATURE,
 )
+from ml.features.quiet import silence_known_warnings
 
 FEATURE_REPO = PROJECT_ROOT / "feature_repo"
 
@@ -39,6 +40,7 @@ def get_store(paths: Paths | None = None):
     """A FeatureStore over feature_repo/ with LINGXI_DATA_DIR pointing at ``paths.data``."""
     from feast import FeatureStore
 
+    silence_known_warnings()
     paths = paths or Paths.from_env()
     os.environ["LINGXI_DATA_DIR"] = str(paths.data)
     return FeatureStore(repo_path=str(FEATURE_REPO), fs_yaml_file=feature_store_config())
@@ -108,7 +110,7 @@ def build_feedback_source(paths: Paths) -> int:
 def apply(paths: Paths) -> None:
     env = {**os.environ, "LINGXI_DATA_DIR": str(paths.data)}
     (paths.feast).mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "feast.cli.cli", "--chdir", str(FEATURE_REPO), "--feature-store-yaml",
+    subprocess.run([sys.executable, "-m", "ml.features.feast_cli", "--chdir", str(FEATURE_REPO), "--feature-store-yaml",
                     str(feature_store_config()), "apply"], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
@@ -142,11 +144,13 @@ def run(paths: Paths) -> dict:
     _log(f"{rows:,} snapshot rows -> {VECTOR_FEATURE} ({timings['build_sources_s']} s)")
     feedback_rows = build_feedback_source(paths)
     t = time.perf_counter()
-    apply(paths)
+    with working("feast apply"):
+        apply(paths)
     timings["apply_s"] = round(time.perf_counter() - t, 1)
     _log(f"feast apply ({timings['apply_s']} s)")
     t = time.perf_counter()
-    window = materialize(paths)
+    with working("materialising the online store"):
+        window = materialize(paths)
     timings["materialize_s"] = round(time.perf_counter() - t, 1)
     size = online_store_bytes(paths)
     _log(f"materialised ({window[0]:%Y-%m-%d %H:%M}, {window[1]:%Y-%m-%d %H:%M}] in {timings['materialize_s']} s, online store "

@@ -42,6 +42,8 @@ HEADLINE = ("roc_auc", "pr_auc", "capture_at_50", "lift_at_10")
 
 FOLD_METRICS = HEADLINE + ("brier", "precision_at_10", "recall_at_10", "lift_at_5", "lift_at_20")
 
+INTERVAL_REPLICATES = 1000
+
 
 #: Published / previously measured numbers a recipe's data set can be compared with.
 
@@ -259,6 +261,10 @@ def run(
     calibrated = _fold_metrics(data.y[test_idx], cal_scores)
     calibrated["mean_predicted"] = float(cal_scores.mean())
     raw_ts = table[chosen]["_ts_scores"]
+    log(f"bootstrap intervals of {chosen}'s time split and pooled out-of-fold scores")
+    intervals = {"method": f"row bootstrap, {INTERVAL_REPLICATES} replicates, 95% percentile intervals",
+                 "time_split": M.binary_intervals(data.y[test_idx], raw_ts, INTERVAL_REPLICATES, seed),
+                 "cv_pooled": M.binary_intervals(data.y, table[chosen]["_oof"], INTERVAL_REPLICATES, seed)}
 
     def headline(block: dict) -> dict:
         return {k: block[k] for k in HEADLINE} | {"brier": block.get("brier", float("nan"))}
@@ -294,6 +300,7 @@ def run(
                 "seconds": cal_sec,
             },
         },
+        "intervals": intervals,
         "strategies": table,
         "wall_seconds_fits": time.perf_counter() - started,
     }
@@ -312,7 +319,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--strategies", default=None, help="comma-separated subset of strategies (default: all)")
     p.add_argument("--popularity-by", default=None, help="group column for the popularity baseline")
     p.add_argument("--recipe", default="auto", help="feature recipe: auto (detect), none, or a name")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=int, default=5, help="folds of the stratified cross-validation")
     p.add_argument("--test-share", type=float, default=0.2, help="last share of rows for the time split")
     p.add_argument("--sampling-ratio", type=float, default=SAMPLING_RATIO,
                    help="minority/majority row ratio the samplers aim at")
@@ -368,6 +375,7 @@ def main(argv=None) -> dict:
         "selection": result["selection"],
         "cv": result["cv"],
         "time_split": result["time_split"],
+        "intervals": result["intervals"],
         "strategies": result["strategies"],
         "timing": {
             "total_seconds": total,

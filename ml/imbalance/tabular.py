@@ -201,17 +201,19 @@ def uci_bank_features(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """Label-free features for the UCI Bank Marketing (bank-additional) file.
 
     The file lists calls in date order (May 2008 .. Nov 2010) but gives only month and weekday.
-    Everything here is known when the call is placed and uses no outcome:
+    Each feature uses the row's own columns and, for the calendar, the rows before it in the file
+    (the calls already placed): never an outcome and never a later row, so in the time split no
+    test row contributes to any training row's features, nor to an earlier test row's:
 
     * ``pdays`` 999 ("never contacted") becomes missing, with a ``never_contacted`` flag;
     * ``year`` (the month number wraps around in file order) and ``month_idx`` (months since
       Jan 2008): the call date at month resolution;
     * ``day_idx``: the call day as a running number (a new day starts when year, month,
-      weekday or the daily ``euribor3m`` quote changes);
-    * ``day_calls`` / ``month_calls``: how many calls the bank placed that day / month -- the
-      size of the campaign's call list, a planning quantity (mass campaigns convert worse).
-      Counted over the whole file as delivered, before any positive down-sampling, so they do
-      not depend on outcomes.
+      weekday or the daily ``euribor3m`` quote changes).
+
+    Counts of the calls placed the same day or month are deliberately absent: counted over the
+    file they use the test rows' existence (and the rest of the day, still in the future), and
+    counted over training rows only they are zero on every test day.
 
     Must be applied to the file in its original row order.
     """
@@ -229,8 +231,6 @@ def uci_bank_features(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     )
     new_day = np.r_[True, day_key.to_numpy()[1:] != day_key.to_numpy()[:-1]]
     out["day_idx"] = np.cumsum(new_day)
-    out["day_calls"] = day_key.map(day_key.value_counts()).to_numpy()
-    out["month_calls"] = out.groupby("month_idx")["month"].transform("size").to_numpy()
     pdays = pd.to_numeric(out["pdays"], errors="coerce")
     out["never_contacted"] = (pdays == 999).astype(int)
     out["pdays"] = pdays.where(pdays != 999)
@@ -238,7 +238,6 @@ def uci_bank_features(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
         "pdays": "999 (never contacted) -> missing, plus never_contacted flag",
         "year, month_idx": "call date at month resolution, from the file's date order",
         "day_idx": "call day (running number), from the file's date order",
-        "day_calls, month_calls": "calls placed that day / month (whole file, before down-sampling; no labels)",
     }
     return out, notes
 

@@ -11,8 +11,13 @@ Contract (what the API relies on; the API re-checks the cheap parts):
 - ``suppressed`` lists products the customer must not be offered now (product id -> reason code:
   ``SUPPRESSED_NOT_INTERESTED`` for a recent "not interested", ``ALREADY_HELD`` for a reported
   holding); the engine must leave them out. The API also drops them if they come back.
-- ``match_score`` is an int 0..100 for display; ``score`` the model's raw score (a probability
-  where the model is calibrated); products are returned best first, at most ``k``.
+- Products are returned best first, at most ``k``, ordered by ``Ranking.ordered_by``:
+  ``expected_value`` (``score`` x ``annual_value_cny``: the calibrated adoption probability times
+  the product's yearly value to the bank) or ``interest`` (``score`` is P(interested | the answers
+  on the shown products), stage two). ``match_score`` is an int 0..100 for display that never
+  increases down the list (see ``ml.recommendation.match_score``).
+- A ``Reason`` may carry its English ``template`` and ``params`` so that serving can say it in
+  another language; ``text`` is always the English sentence.
 - Unknown customers raise ``UnknownCustomer`` (the API answers 404); a capability the engine does not
   have yet raises ``NotImplementedError`` (the API answers 501).
 - Methods may be called from several threads when gunicorn runs with ``--threads``.
@@ -38,19 +43,26 @@ class UnknownCustomer(LookupError):
 
 @dataclass(frozen=True)
 class Reason:
-    """Why a product is recommended: a stable code (e.g. ``SALARY_CREDIT_WINDOW``) and a text."""
+    """Why a product is recommended: a stable code (e.g. ``SALARY_CREDIT_RECENT``) and an English text.
+
+    ``template`` (``%(name)s`` placeholders) and ``params`` (name, value pairs) rebuild ``text``; they
+    let serving translate the sentence. Params named ``product`` hold a product id, ``category`` a
+    category code, ``risk`` a risk preference code: serving names them in the reader's language."""
 
     code: str
     text: str
+    template: str = ""
+    params: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
 class RankedProduct:
     product_id: str
-    score: float
+    score: float                    # a probability: adoption (stage one) or interest (``ordered_by="interest"``)
     match_score: int
     reasons: tuple[Reason, ...] = ()
     tags: tuple[str, ...] = ()
+    annual_value_cny: float | None = None  # the value the ranking multiplied by (None: the catalogue's)
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class Ranking:
     products: tuple[RankedProduct, ...]
     model_version: str
     excluded: tuple[Exclusion, ...] = ()
+    ordered_by: Literal["expected_value", "interest"] = "expected_value"
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,8 @@ class ColdStartWarning:
     code: str
     severity: Literal["high", "medium"]
     message: str
+    template: str = ""                       # as in ``Reason``: lets serving translate the message
+    params: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,7 @@ class Target:
     customer_id: str
     match_score: int
     reasons: tuple[Reason, ...] = ()
+    probability: float | None = None  # the model's adoption probability (targets come best first)
 
 
 @dataclass(frozen=True)
@@ -109,6 +125,10 @@ class Forecast:
     expected_revenue_cny: float
     similar_products: tuple[str, ...]
     assumptions: tuple[str, ...]
+    revenue_low_cny: float | None = None
+    revenue_high_cny: float | None = None
+    # the numbers the forecast used, by name (those a caller may override: see ``cold_start``)
+    parameters: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,8 +163,11 @@ class RecommendationEngine(Protocol):
         product id -> ``interested`` | ``not_interested`` | ``already_owns`` (latest per product)."""
         ...
 
-    def cold_start(self, product: Mapping[str, Any], n: int) -> ColdStartResult:
-        """Analyse a product that is not in the catalogue: conflicts, top ``n`` targets, forecast."""
+    def cold_start(self, product: Mapping[str, Any], n: int,
+                   assumptions: Mapping[str, float] | None = None) -> ColdStartResult:
+        """Analyse a product that is not in the catalogue: conflicts, top ``n`` targets, forecast
+        (``assumptions`` override the forecast's: horizon_months, contact_rate, contact_uplift, margin,
+        average_balance_cny, n_similar; an unknown name raises ``ValueError``)."""
         ...
 
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -45,7 +45,25 @@ TRIGGER_DAYS = 60      # a trigger older than this is not "recent" (the bank's r
 
 MATURITY_DAYS = 90
 
-FALLBACK = Reason("BEST_SUITABLE_MATCH", "one of the best-scoring products this customer may be offered")
+def reason(code: str, template: str, en: Mapping[str, object] | None = None, **params: object) -> Reason:
+    """A reason whose English ``text`` is ``template % params`` (``en`` overrides how a param reads in
+    English: a product id by its name, an amount rounded with its currency); serving translates the
+    template and renders the params in the reader's language."""
+    return Reason(code, template % {**params, **(en or {})}, template, tuple(sorted(params.items())))
+
+
+def _cny(key: str, amount: float) -> dict[str, object]:
+    """A rounded amount param (``key``) and its English reading."""
+    return {key: _round2(amount)}
+
+
+def _round2(amount: float) -> float:
+    if not math.isfinite(amount) or amount <= 0:
+        return 0.0
+    return float(round(amount, -max(int(math.floor(math.log10(amount))) - 1, 0)))
+
+
+FALLBACK = reason("BEST_SUITABLE_MATCH", "one of the best-scoring products this customer may be offered")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -133,9 +151,9 @@ def _age(c: Context) -> Reason | None:
         return None
     age, p = int(c.value("age")), c.product
     if p.target_age_min <= age <= p.target_age_max:
-        return Reason("AGE_FITS_PRODUCT", f"age {age} fits the product's target range "
-                                          f"{p.target_age_min}-{p.target_age_max}")
-    return Reason("AGE_FITS_PRODUCT", f"age {age} is typical of this product's customers")
+        return reason("AGE_FITS_PRODUCT", "age %(age)s fits the product's target range %(age_min)s-%(age_max)s",
+                      age=age, age_min=p.target_age_min, age_max=p.target_age_max)
+    return reason("AGE_FITS_PRODUCT", "age %(age)s is typical of this product's customers", age=age)
 
 
 def _assets(c: Context) -> Reason | None:
@@ -145,9 +163,11 @@ def _assets(c: Context) -> Reason | None:
     if c.product.min_investment_cny > 0:
         if assets < c.product.min_investment_cny:
             return None
-        return Reason("ASSETS_COVER_MINIMUM", f"assets of about {_amount(assets)} cover the "
-                                              f"{_amount(c.product.min_investment_cny)} minimum")
-    return Reason("ASSET_LEVEL", f"assets of about {_amount(assets)} at the bank")
+        return reason("ASSETS_COVER_MINIMUM", "assets of about %(assets_cny)s cover the %(minimum_cny)s minimum",
+                      {"assets_cny": _amount(assets), "minimum_cny": _amount(c.product.min_investment_cny)},
+                      **_cny("assets_cny", assets), **_cny("minimum_cny", c.product.min_investment_cny))
+    return reason("ASSET_LEVEL", "assets of about %(assets_cny)s at the bank", {"assets_cny": _amount(assets)},
+                  **_cny("assets_cny", assets))
 
 
 def _risk(c: Context) -> Reason | None:
@@ -156,8 +176,8 @@ def _risk(c: Context) -> Reason | None:
     tol = int(c.value("risk_tolerance"))
     if not 1 <= tol <= 5 or tol < c.product.risk_level:
         return None
-    return Reason("RISK_APPETITE_FITS", f"risk tolerance '{RISK_NAMES[tol - 1]}' covers the product's "
-                                        f"{c.product.risk_label}")
+    return reason("RISK_APPETITE_FITS", "risk tolerance '%(risk)s' covers the product's %(risk_level)s",
+                  risk=RISK_NAMES[tol - 1], risk_level=c.product.risk_label)
 
 
 def _held_products(c: Context) -> list[tuple[float, str]]:
@@ -177,11 +197,12 @@ def _holdings(c: Context) -> Reason | None:
         strong = [s for s in strengths if s[0] > 0]
         if strong:
             pid = max(strong)[1]
-            return Reason("HOLDS_COMPLEMENT", f"holds a complementary product: {c.catalogue[pid].name_en}")
+            return reason("HOLDS_COMPLEMENT", "holds a complementary product: %(product)s",
+                          {"product": c.catalogue[pid].name_en}, product=pid)
     held = [h for h in held if h[0] > 0 and h[1] != "SAV_DEMAND"]
     if held:
-        return Reason("HOLDS_RELATED_PRODUCT", f"holds {c.catalogue[held[0][1]].name_en}, often held "
-                                               f"together with this product")
+        return reason("HOLDS_RELATED_PRODUCT", "holds %(product)s, often held together with this product",
+                      {"product": c.catalogue[held[0][1]].name_en}, product=held[0][1])
     return None
 
 
@@ -189,10 +210,12 @@ def _category_use(c: Context) -> Reason | None:
     cat = c.product.category
     n_cat = c.value(f"n_held_{cat}") if c.known(f"n_held_{cat}") else 0
     if n_cat > 0:
-        return Reason("USES_CATEGORY", f"already uses {int(n_cat)} {cat} product{'s' if n_cat > 1 else ''}")
+        if n_cat > 1:
+            return reason("USES_CATEGORY", "already uses %(n)s %(category)s products", n=int(n_cat), category=cat)
+        return reason("USES_CATEGORY", "already uses one %(category)s product", category=cat)
     n_all = c.value("n_products_held") if c.known("n_products_held") else 0
     if n_all >= 2:
-        return Reason("PRODUCT_BREADTH", f"holds {int(n_all)} products with the bank")
+        return reason("PRODUCT_BREADTH", "holds %(n)s products with the bank", n=int(n_all))
     return None
 
 
@@ -206,18 +229,23 @@ def _category_activity(c: Context) -> Reason | None:
                 best = (weight, cat, int(n90))
     if best is None:
         return None
-    return Reason("RECENT_ACTIVITY", f"{best[2]} {best[1]} transaction{'s' if best[2] > 1 else ''} in the last 90 days")
+    if best[2] > 1:
+        return reason("RECENT_ACTIVITY", "%(n)s %(category)s transactions in the last 90 days", n=best[2],
+                      category=best[1])
+    return reason("RECENT_ACTIVITY", "one %(category)s transaction in the last 90 days", category=best[1])
 
 
 def _salary(c: Context) -> Reason | None:
     first = c.value("days_since_first_salary_credit")
     last = c.value("days_since_salary_credit")
     if math.isfinite(first) and first <= TRIGGER_DAYS:
-        return Reason("SALARY_CREDIT_NEW", f"salary started arriving at this bank {int(first)} days ago")
+        return reason("SALARY_CREDIT_NEW", "salary started arriving at this bank %(days)s days ago", days=int(first))
     if math.isfinite(last) and last <= TRIGGER_DAYS:
         amount = c.value("avg_salary_amount_180d")
-        extra = f" (about {_amount(amount)} a month)" if math.isfinite(amount) and amount > 0 else ""
-        return Reason("SALARY_CREDIT_RECENT", f"salary credited {int(last)} days ago{extra}")
+        if math.isfinite(amount) and amount > 0:
+            return reason("SALARY_CREDIT_RECENT", "salary credited %(days)s days ago (about %(salary_cny)s a month)",
+                          {"salary_cny": _amount(amount)}, days=int(last), **_cny("salary_cny", amount))
+        return reason("SALARY_CREDIT_RECENT", "salary credited %(days)s days ago", days=int(last))
     return None
 
 
@@ -226,23 +254,25 @@ def _deposit(c: Context) -> Reason | None:
     if not math.isfinite(days) or days > MATURITY_DAYS:
         return None
     amount = c.value("last_deposit_maturity_amount")
-    what = f"a deposit of about {_amount(amount)}" if math.isfinite(amount) and amount > 0 else "a deposit"
-    return Reason("DEPOSIT_MATURED", f"{what} matured {int(days)} days ago")
+    if math.isfinite(amount) and amount > 0:
+        return reason("DEPOSIT_MATURED", "a deposit of about %(deposit_cny)s matured %(days)s days ago",
+                      {"deposit_cny": _amount(amount)}, days=int(days), **_cny("deposit_cny", amount))
+    return reason("DEPOSIT_MATURED", "a deposit matured %(days)s days ago", days=int(days))
 
 
 def _card(c: Context) -> Reason | None:
     days = c.value("days_since_card_replacement")
     if not math.isfinite(days) or days > TRIGGER_DAYS:
         return None
-    return Reason("CARD_REPLACED", f"bank card replaced {int(days)} days ago")
+    return reason("CARD_REPLACED", "bank card replaced %(days)s days ago", days=int(days))
 
 
 def _digital(c: Context) -> Reason | None:
     if c.known("has_mobile_banking") and c.value("has_mobile_banking") > 0:
-        return Reason("ACTIVE_MOBILE_USER", "uses mobile banking")
+        return reason("ACTIVE_MOBILE_USER", "uses mobile banking")
     for name, text in (("has_wechat", "uses WeChat banking"), ("has_online_banking", "uses online banking")):
         if c.known(name) and c.value(name) > 0:
-            return Reason("DIGITAL_CHANNEL", text)
+            return reason("DIGITAL_CHANNEL", text)
     return None
 
 
@@ -251,39 +281,40 @@ def _everyday(c: Context) -> Reason | None:
     if n90 <= 0:
         return None
     trend = c.value("activity_trend") if c.known("activity_trend") else 0.0
-    text = f"active account: {int(n90)} everyday transactions in 90 days"
-    return Reason("ACTIVE_ACCOUNT", text + (", rising" if trend > 0.3 else ""))
+    if trend > 0.3:
+        return reason("ACTIVE_ACCOUNT", "active account: %(n)s everyday transactions in 90 days, rising", n=int(n90))
+    return reason("ACTIVE_ACCOUNT", "active account: %(n)s everyday transactions in 90 days", n=int(n90))
 
 
 def _family(c: Context) -> Reason | None:
     if c.known("marital_status_code") and int(c.value("marital_status_code")) == 1:
-        return Reason("FAMILY_STAGE", "married: family needs")
+        return reason("FAMILY_STAGE", "married: family needs")
     return None
 
 
 def _education(c: Context) -> Reason | None:
     if c.known("education_level") and c.value("education_level") >= 4:
-        return Reason("EDUCATION_PROFILE", "university education")
+        return reason("EDUCATION_PROFILE", "university education")
     return None
 
 
 def _card_tier(c: Context) -> Reason | None:
     if c.known("card_tier") and c.value("card_tier") >= 2:
-        return Reason("PREMIUM_CARD", f"holds a {CARD_NAMES[int(c.value('card_tier'))]}")
+        return reason("PREMIUM_CARD", "holds a %(card)s", card=CARD_NAMES[int(c.value("card_tier"))])
     return None
 
 
 def _tenure(c: Context) -> Reason | None:
     if c.known("tenure_years") and c.value("tenure_years") >= 5:
-        return Reason("LONG_RELATIONSHIP", f"customer for {int(c.value('tenure_years'))} years")
+        return reason("LONG_RELATIONSHIP", "customer for %(years)s years", years=int(c.value("tenure_years")))
     return None
 
 
 def _location(c: Context) -> Reason | None:
     if c.known("urbanisation_code") and int(c.value("urbanisation_code")) == 2:
-        return Reason("URBAN_CUSTOMER", "lives in an urban district")
+        return reason("URBAN_CUSTOMER", "lives in an urban district")
     if c.known("is_wuxi") and c.value("is_wuxi") > 0:
-        return Reason("LOCAL_CUSTOMER", "local (Wuxi) customer")
+        return reason("LOCAL_CUSTOMER", "local (Wuxi) customer")
     return None
 
 _ACTIVITY = [f"n_{cat}_events_{w}" for cat in CATEGORIES for w in ("30d", "90d", "180d")] + \

@@ -1,18 +1,20 @@
-"""Match scores 0..100: the display score of a model probability, and a rule-based score.
+"""Match scores 0..100: the display score of a ranked offer, and a rule-based score.
 
-Two different things carry the name in the brief:
+Two different things carry the name:
 
-* :class:`MatchReference` — the *display* score of stage one: a customer's calibrated probability
-  for a product turned into a percentile of the probabilities of every customer that product is
-  suitable for, at the current snapshot ("match 90" = a better prospect for this product than 90%
-  of the customers who may be offered it). Monotone non-decreasing in the probability within a
-  product by construction, comparable across products with very different base rates, and cheap
-  (one ``searchsorted`` per product). The reference quantiles are computed in the nightly batch
-  (:func:`ml.engine.batch_score`) and saved with the scores; serving reads them.
+* :class:`MatchReference` — the *display* score of stage one: where an offer's expected value
+  (calibrated adoption probability x the product's annual value to the bank, the key stage one
+  ranks by) stands among every suitable offer of the current snapshot, pooled over customers and
+  products ("match 90" = a better offer than 90% of tonight's suitable customer x product pairs).
+  It is a monotone function of the ranking key, so it never increases down a list: the order a
+  manager reads and the scores agree. The per-product quantiles of the probability are kept as
+  well (``prospect_percentile``: how this customer compares with the other customers the product
+  suits). The quantiles are computed in the nightly batch (``ml.recommendation.batch``) and saved
+  with the scores; serving reads them (one ``searchsorted``).
 * :func:`rule_scores` — a transparent rule-based 0..100 score from product attributes and the
   customer's profile alone (age fit, risk fit, assets against the minimum, use of the category,
   recent triggers, tag rules), the kind of score a bank writes without a model. It is the baseline
-  the cold-start evaluation compares the model with, and the fallback when no model is loaded.
+  the cold-start evaluation compares the model with.
 """
 from __future__ import annotations
 
@@ -38,18 +40,31 @@ class MatchReference:
     quantiles: np.ndarray          # (P, N_QUANTILES), non-decreasing per row
     model_version: str = ""
     n_customers: int = 0
+    value_quantiles: np.ndarray | None = None  # (N_QUANTILES,) expected values of every suitable offer
 
     @classmethod
     def fit(cls, probabilities: np.ndarray, allowed: np.ndarray, products: Sequence[str],
-            model_version: str = "") -> "MatchReference":
-        """Quantiles of ``probabilities`` (n, P) per column over the ``allowed`` cells."""
+            model_version: str = "", values: np.ndarray | None = None) -> "MatchReference":
+        """Quantiles of ``probabilities`` (n, P) per column over the ``allowed`` cells, and (with the
+        products' annual ``values``) of the expected values of all allowed cells pooled."""
         levels = np.linspace(0.0, 1.0, N_QUANTILES)
         rows = []
         for j in range(len(products)):
-            values = probabilities[allowed[:, j], j]
-            values = values[np.isfinite(values)]
-            rows.append(np.quantile(values, levels) if len(values) else np.zeros(N_QUANTILES))
-        return cls(tuple(products), np.vstack(rows), model_version, int(len(probabilities)))
+            column = probabilities[allowed[:, j], j]
+            column = column[np.isfinite(column)]
+            rows.append(np.quantile(column, levels) if len(column) else np.zeros(N_QUANTILES))
+        pooled = None
+        if values is not None:
+            expected = (np.asarray(probabilities, dtype=np.float64) * np.asarray(values, dtype=np.float64)[None, :])
+            expected = expected[allowed & np.isfinite(expected)]
+            pooled = np.quantile(expected, levels) if len(expected) else np.zeros(N_QUANTILES)
+        return cls(tuple(products), np.vstack(rows), model_version, int(len(probabilities)), pooled)
+
+    def score_value(self, expected_values: np.ndarray) -> np.ndarray:
+        """Match scores (int 0..100) of expected values: the share of tonight's suitable offers with an
+        expected value at or below each (midpoint of a run of ties). None without pooled quantiles."""
+        assert self.value_quantiles is not None
+        return _percentile(self.value_quantiles, np.asarray(expected_values, dtype=np.float64))
 
     def score(self, probabilities: np.ndarray, product_index: np.ndarray | int) -> np.ndarray:
         """Match scores (int 0..100) for probabilities of the products at ``product_index``.
@@ -62,26 +77,41 @@ class MatchReference:
         out = np.zeros(p.shape, dtype=np.int64)
         for j in np.unique(idx):
             sel = idx == j
-            q = self.quantiles[int(j)]
-            lo = np.searchsorted(q, p[sel], side="left")
-            hi = np.searchsorted(q, p[sel], side="right")
-            share = (lo + hi) / 2 / (len(q) - 1)
-            out[sel] = np.clip(np.round(100 * share), 0, 100).astype(np.int64)
+            out[sel] = _percentile(self.quantiles[int(j)], p[sel])
         return out
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
+        pooled = None if self.value_quantiles is None else np.round(self.value_quantiles, 6).tolist()
         tmp.write_text(json.dumps({"products": list(self.products), "model_version": self.model_version,
                                    "n_customers": self.n_customers,
-                                   "quantiles": np.round(self.quantiles, 9).tolist()}))
+                                   "quantiles": np.round(self.quantiles, 9).tolist(),
+                                   "value_quantiles": pooled}))
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> "MatchReference":
         raw = json.loads(Path(path).read_text())
+        pooled = raw.get("value_quantiles")
         return cls(tuple(raw["products"]), np.asarray(raw["quantiles"], dtype=np.float64),
-                   raw.get("model_version", ""), int(raw.get("n_customers", 0)))
+                   raw.get("model_version", ""), int(raw.get("n_customers", 0)),
+                   None if pooled is None else np.asarray(pooled, dtype=np.float64))
+
+
+def _percentile(quantiles: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Integer percentages 0..100 of ``values`` within sorted ``quantiles`` (ties share the midpoint)."""
+    lo = np.searchsorted(quantiles, values, side="left")
+    hi = np.searchsorted(quantiles, values, side="right")
+    share = (lo + hi) / 2 / (len(quantiles) - 1)
+    return np.clip(np.round(100 * share), 0, 100).astype(np.int64)
+
+
+def log_scale(expected_values: np.ndarray) -> np.ndarray:
+    """The match score before any nightly reference exists: expected values on a log scale from
+    CNY 0.01 (0) to CNY 1,000 (100), still monotone in the ranking key."""
+    ev = np.maximum(np.nan_to_num(np.asarray(expected_values, dtype=np.float64)), 1e-2)
+    return np.clip(np.round(100 * (np.log10(ev) + 2) / 5), 0, 100).astype(np.int64)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -155,14 +185,17 @@ def rule_scores(x: np.ndarray, product: Mapping) -> np.ndarray:
     return np.clip(total, 0.0, 100.0)
 
 
-def load_reference(paths: Paths, model: PropensityModel) -> MatchReference | None:
+def load_reference(paths: Paths, model: PropensityModel, scores_dir: Path | None = None) -> MatchReference | None:
     """The match-score reference the nightly batch wrote for this model version, or None (then
-    match scores use a fixed log scale until the batch has run: serving never scans the snapshot)."""
-    path = paths.data / "scores" / REFERENCE_FILE
+    match scores use a fixed log scale until the batch has run: serving never scans the snapshot;
+    a reference from before the pooled expected values counts as none)."""
+    path = (scores_dir or paths.data / "scores") / REFERENCE_FILE
     if not path.exists():
         return None
     ref = MatchReference.load(path)
     if ref.model_version != str(model.metadata.get("version", "")) or ref.products != tuple(model.products):
+        return None
+    if ref.value_quantiles is None:
         return None
     return ref
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ml.core.catalogue import load_catalogue
 from ml.core.config import DEFAULT_INTEREST_MODEL, INTEREST_MODELS, Paths
-from ml.core.logs import step_log
+from ml.core.logs import step_log, working
 from ml.features.layout import STAGE_ONE_FEATURES
 from ml.features.snapshot import feature_store
 from ml.recommendation.rerankers import (
@@ -153,7 +153,8 @@ def training_set(paths: Paths, logs: Path, model, with_first: bool = False):
     products = tuple(model.products)
     frame, first, second = sessions_from_logs(recs, feedback, products)
     entities = pd.DataFrame({"customer_id": frame.customer_id, "snapshot_ts": pd.to_datetime(frame.created_at)})
-    features = fetch_features(feature_store(paths), entities)
+    with working(f"point-in-time features of {len(entities):,} sessions"):
+        features = fetch_features(feature_store(paths), entities)
     features = features.drop_duplicates(["customer_id", "snapshot_ts"])
     merged = entities.merge(features, on=["customer_id", "snapshot_ts"], how="left")
     x = merged[list(STAGE_ONE_FEATURES)].to_numpy(np.float32)
@@ -179,7 +180,7 @@ def train(paths: Paths, logs: Path | None = None, c: float = 1.0, validate: floa
     report = {}
     if validate:
         report = _validate(data, relations, c, validate, seed)
-        log(f"validation on {validate:.0%} of customers: {report}")
+        log(f"validation on {validate:.0%} of customers: {_rounded(report)}")
     manifest = logs / "_manifest.json"
     source = json.loads(manifest.read_text()) if manifest.exists() else {}
     meta = {"trained_on": source.get("source", "logs"), "interest_model": source.get("interest_model"),
@@ -188,8 +189,19 @@ def train(paths: Paths, logs: Path | None = None, c: float = 1.0, validate: floa
     reranker = fit(data, relations, c, meta)
     path = out or reranker_file(folder, interest_model)
     reranker.save(path)
-    log(f"saved {path} ({time.perf_counter() - started:.0f} s): {reranker.metadata['weights']}")
+    log(f"saved {path} ({time.perf_counter() - started:.0f} s): {_rounded(reranker.metadata['weights'])}")
     return path
+
+
+def _rounded(value, digits: int = 4):
+    """Floats in a (nested) value rounded for a log line."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v, digits) for v in value]
+    return value
 
 
 def relation_graph(paths: Paths, before, fallback: Mapping[str, np.ndarray] | None

@@ -32,7 +32,6 @@ Suitability is law: every list, batch or single, goes through :func:`ml.core.sui
 """
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from ml.features.pairs import (
 from ml.recommendation.config import RecommendConfig
 from ml.recommendation.contract import Reason
 from ml.recommendation.explain import PathExplainer, reasons
-from ml.recommendation.match_score import MatchReference
+from ml.recommendation.match_score import MatchReference, log_scale
 from ml.training.model import PropensityModel
 
 # Assets for the minimum-investment rule come back from float32 log1p(assets); shave this
@@ -235,12 +234,14 @@ class StageOne:
         return suitability.rank(np.nan_to_num(scores, nan=-np.inf), allowed, k)
 
     def match(self, probabilities: np.ndarray, product_index: np.ndarray) -> np.ndarray:
-        """Match scores 0..100 (percentile of the product's suitable population; see ml.recommendation.match_score)."""
+        """Match scores 0..100 of offers (probability of the products at ``product_index``): where each
+        offer's expected value stands among tonight's suitable offers (``ml.recommendation.match_score``);
+        monotone in the ranking key, so a list's scores never increase down the list."""
         p = np.clip(np.nan_to_num(np.asarray(probabilities, dtype=np.float64)), 0.0, 1.0)
-        if self.reference is None:  # no reference yet: a log scale between 1e-4 and 0.5
-            return np.clip(np.round(100 * (np.log10(np.maximum(p, 1e-4)) + 4) / (4 + math.log10(0.5))), 0, 100
-                           ).astype(np.int64)
-        return self.reference.score(p, product_index)
+        expected = p * self.values[np.asarray(product_index, dtype=int)]
+        if self.reference is None or self.reference.value_quantiles is None:
+            return log_scale(expected)
+        return self.reference.score_value(expected)
 
     def contributions(self, x_row: np.ndarray, product_index: Sequence[int]) -> np.ndarray:
         """(k, F + 1) contributions of one customer's rows for the given products."""

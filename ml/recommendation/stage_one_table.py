@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 TABLE_DIR = "stage_one_table"
+CHALLENGER_DIR = "challenger"  # scores/challenger/: the registered challenger's table and match reference
 _RUN_PREFIX = ".stage_one_table-"  # one hidden directory per batch run
 
 ARRAYS = ("customer_ids", "features", "probability", "ranking_key")

@@ -31,14 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", choices=FORMATS, help="input format (default: from the extension)")
     parser.add_argument("--out", type=Path, required=True, help="output .parquet or .csv")
     parser.add_argument("--catalogue", type=Path, default=CATALOGUE_PATH, help="product catalogue CSV")
-    parser.add_argument("--customer-col", default="customer_id")
-    parser.add_argument("--product-col", default="product_id")
+    parser.add_argument("--customer-col", default="customer_id", help="customer id column of the input")
+    parser.add_argument("--product-col", default="product_id", help="product id column of the input")
     parser.add_argument("--time-col", default="opened_at", help="opening time column, if any")
     defaults = RelationParams()
-    parser.add_argument("--window-days", type=int, default=defaults.window_days)
-    parser.add_argument("--min-holders", type=int, default=defaults.min_holders)
-    parser.add_argument("--fdr", type=float, default=defaults.fdr)
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--window-days", type=int, default=defaults.window_days,
+                        help="co-adoption: days after opening one product within which opening the other counts "
+                             "(needs --time-col)")
+    parser.add_argument("--min-holders", type=int, default=defaults.min_holders,
+                        help="pairs where either product has fewer holders stay neutral")
+    parser.add_argument("--fdr", type=float, default=defaults.fdr,
+                        help="false discovery rate of the Benjamini-Hochberg correction over all the run's tests")
+    parser.add_argument("--quiet", action="store_true", help="no summary of the labels on stderr")
     args = parser.parse_args(argv)
 
     try:

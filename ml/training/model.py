@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
+from ml.core.logs import progress
 from ml.features.pairs import feature_names, pair_matrix, product_table
 
 DEFAULT_PARAMS = {
@@ -38,9 +39,10 @@ CATEGORICAL = ["product_code", "category_code"]
 
 def fit_booster(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, seed: int, rounds: int = 400,
                 params: dict | None = None, valid: tuple | None = None, feval=None,
-                patience: int = 40) -> lgb.Booster:
+                patience: int = 40, progress_desc: str | None = None) -> lgb.Booster:
     """LightGBM on pair rows; early stopping on ``valid`` (x, y, weight) when given: on ``feval``
-    (a LightGBM custom metric, e.g. MAP@5 of the validation cut-off) if given, else on logloss."""
+    (a LightGBM custom metric, e.g. MAP@5 of the validation cut-off) if given, else on logloss.
+    ``progress_desc``: show a bar over the boosting rounds (it ends early when training stops early)."""
     params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
     if feval is not None:
         params["metric"] = "None"  # stop on the custom metric alone
@@ -51,7 +53,17 @@ def fit_booster(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, seed: i
     if valid is not None:
         sets = [lgb.Dataset(valid[0], valid[1], weight=valid[2], reference=train)]
         callbacks.append(lgb.early_stopping(patience, first_metric_only=True, verbose=False))
-    return lgb.train(params, train, num_boost_round=rounds, valid_sets=sets, feval=feval, callbacks=callbacks)
+    bar = progress(rounds, progress_desc, unit="round") if progress_desc else None
+    if bar is not None:
+        def advance(env) -> None:
+            bar.update(1)
+
+        callbacks.append(advance)
+    try:
+        return lgb.train(params, train, num_boost_round=rounds, valid_sets=sets, feval=feval, callbacks=callbacks)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 @dataclass

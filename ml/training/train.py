@@ -25,6 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from ml.core.config import CUTOFFS, HOLDOUT_CUTOFF, Paths
+from ml.features import drift
+from ml.features.layout import STAGE_ONE_FEATURES
+from ml.features.snapshot import snapshot_features
 from ml.features.store import get_store
 from ml.training.dataset import FEATURE_SERVICE, target_products
 from ml.training.model import (
@@ -121,9 +124,17 @@ def train(paths: Paths, seed: int = 7, non_adopters_per_adopter: float = NON_ADO
     metadata["trained_seconds"] = round(time.perf_counter() - started, 1)
     metadata["trained_cpu_seconds"] = round(time.process_time() - cpu, 1)
     PropensityModel(booster, calibrator, products, relations, metadata).save(folder)
+    save_feature_profile(paths, folder, CALIBRATION_CUTOFF.isoformat())
     registry.promote(folder.name)
     log(f"model {folder.name} is current ({metadata['trained_seconds']:.0f} s, {metadata['trained_cpu_seconds']:.0f} s CPU)")
     return folder
+
+
+def save_feature_profile(paths: Paths, folder: Path, snapshot: str) -> None:
+    """The binned inputs of the snapshot the model was calibrated on: the reference the nightly
+    drift check compares tonight's snapshot with (``ml.features.drift``)."""
+    _, x = snapshot_features(paths, snapshot=snapshot)
+    drift.save_profile(folder, drift.profile(x, STAGE_ONE_FEATURES, snapshot))
 
 
 def fit_propensity(fit: TrainingSet, calibration: TrainingSet, seed: int, max_rounds: int = MAX_ROUNDS):
@@ -131,7 +142,8 @@ def fit_propensity(fit: TrainingSet, calibration: TrainingSet, seed: int, max_ro
     (isotonic, weighted). Returns the booster, the calibrator and the calibration metrics."""
     ranking = calibration.ranking()
     booster = fit_booster(fit.x, fit.y, fit.w, seed, rounds=max_rounds, feval=ranking.lightgbm_metric(),
-                          valid=(calibration.x, calibration.y, calibration.w), patience=PATIENCE)
+                          valid=(calibration.x, calibration.y, calibration.w), patience=PATIENCE,
+                          progress_desc="LightGBM")
     raw = booster.predict(calibration.x)
     return booster, fit_calibrator(raw, calibration.y, calibration.w), ranking.report(raw)
 
@@ -139,11 +151,14 @@ def fit_propensity(fit: TrainingSet, calibration: TrainingSet, seed: int, max_ro
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.training.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7, help="seed of the sampling and of LightGBM")
     parser.add_argument("--non-adopters-per-adopter", type=float, default=NON_ADOPTERS_PER_ADOPTER,
                         help="customers without an adoption kept per adopting customer (each cut-off)")
+    parser.add_argument("--min-non-adopters", type=int, default=MIN_NON_ADOPTERS,
+                        help="keep at least this many customer x cut-off rows without an adoption (or all); "
+                             "fewer train faster (the demo's quick model)")
     args = parser.parse_args(argv)
-    train(Paths.from_env(), args.seed, args.non_adopters_per_adopter)
+    train(Paths.from_env(), args.seed, args.non_adopters_per_adopter, min_non_adopters=args.min_non_adopters)
     return 0
 
 if __name__ == "__main__":

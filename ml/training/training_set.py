@@ -17,7 +17,7 @@ import pandas as pd
 
 from ml.core.catalogue import load_catalogue
 from ml.core.config import Paths
-from ml.core.logs import step_log
+from ml.core.logs import step_log, working
 from ml.features.pairs import pairs_to_matrix
 from ml.relations.compute import compute_relations
 from ml.relations.graph import RelationGraph
@@ -90,7 +90,8 @@ def build_training_set(paths: Paths, store, products: list[str], cutoffs: list[d
     log(f"{int(per_cutoff.sum()):,} customer x cut-off rows; kept every adopter and {rate:.4f} of the others "
         f"-> {len(kept):,} rows, {len(pairs):,} candidate pairs, {int(pairs.label.sum()):,} positives "
         f"({time.perf_counter() - started:.0f} s)")
-    data = build_pairs(store, pairs, products)
+    with working("point-in-time features from Feast"):
+        data = build_pairs(store, pairs, products)
     del pairs
     log(f"{len(data):,} suitable pairs with point-in-time features from Feast ({time.perf_counter() - started:.0f} s)")
     x = pairs_to_matrix(data, relations)

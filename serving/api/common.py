@@ -20,8 +20,8 @@ def services() -> Services:
     return current_app.extensions[EXTENSION]
 
 
-def customer_id_param(value: str) -> str:
-    customer_id = hex_id(value, "customer_id")
+def customer_id_param(value: str, in_body: bool = False) -> str:
+    customer_id = hex_id(value, "customer_id", in_body=in_body)
     g.log_customer_id = customer_id
     return customer_id
 
@@ -37,10 +37,13 @@ def query_params(allowed: Iterable[str]) -> dict[str, Any]:
     allowed = set(allowed)
     unknown = sorted(set(request.args) - allowed)
     if unknown:
-        raise ApiError(400, "unknown_parameter", f"unknown query parameter(s): {', '.join(unknown[:5])}")
+        raise ApiError(400, "unknown_parameter", "unknown query parameter %(name)s (allowed: %(allowed)s)",
+                       params={"name": unknown[0], "allowed": ", ".join(sorted(allowed)) or "-"}, field=unknown[0],
+                       in_body=False)
     repeated = sorted(k for k in request.args if len(request.args.getlist(k)) > 1)
     if repeated:
-        raise ApiError(400, "invalid_value", f"query parameter(s) given twice: {', '.join(repeated[:5])}")
+        raise ApiError(400, "invalid_value", "query parameter %(name)s is given more than once",
+                       params={"name": repeated[0]}, field=repeated[0], in_body=False)
     return dict(request.args.items())
 
 

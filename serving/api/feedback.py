@@ -19,30 +19,40 @@ MAX_ITEMS = 20
 def _idempotency_key() -> str:
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        raise ApiError(400, "missing_field", "an Idempotency-Key header is required")
+        raise ApiError(400, "missing_field", "the %(name)s header is required", params={"name": "Idempotency-Key"},
+                       field="Idempotency-Key", in_body=False)
     if not v.IDEMPOTENCY_KEY.fullmatch(key):
-        raise ApiError(400, "invalid_value", "the idempotency key must match [A-Za-z0-9_.:-]{8,128}")
+        raise ApiError(400, "invalid_value", "the %(name)s header must be %(rule)s",
+                       params={"name": "Idempotency-Key", "rule": v.RULES[v.IDEMPOTENCY_KEY.pattern]},
+                       field="Idempotency-Key", in_body=False)
     return key
 
 
 def _items(body: dict) -> list[tuple[str, str]]:
-    items = body.get("items")
+    items = body.get("items", v.MISSING)
+    if items is v.MISSING:
+        raise v.invalid(body, "items", "%(name)s is required", code="missing_field")
     if not isinstance(items, list) or not 0 < len(items) <= MAX_ITEMS:
-        raise ApiError(400, "invalid_value", f"items must be a list of 1..{MAX_ITEMS} judgements")
+        raise v.invalid(body, "items", "%(name)s must be a list of 1 to %(max)s answers", max=MAX_ITEMS)
     out = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise ApiError(400, "invalid_value", "each item must be an object")
-        v.reject_unknown(item, ("product_id", "response"), where="items[]")
+    listed = v.located({}, ("items",))
+    for i, raw in enumerate(items):
+        if not isinstance(raw, dict):
+            raise v.invalid(listed, i, "%(name)s must be an object")
+        item = v.located(raw, ("items", i))
+        v.reject_unknown(item, ("product_id", "response"))
         product_id = v.required_string(item, "product_id", pattern=v.PRODUCT_ID, max_len=40)
-        response = item.get("response")
+        response = item.get("response", v.MISSING)
+        if response is v.MISSING:
+            raise v.invalid(item, "response", "%(name)s is required", code="missing_field")
         if response not in RESPONSES:
-            raise ApiError(400, "invalid_value", f"response must be one of {', '.join(RESPONSES)}")
+            raise v.invalid(item, "response", "%(name)s must be one of: %(allowed)s", allowed=", ".join(RESPONSES))
+        if (product_id, response) in out:
+            raise v.invalid(listed, i, "%(name)s repeats an earlier answer")
+        if any(p == product_id for p, _ in out):
+            raise v.invalid(item, "product_id", "%(name)s answers a product that an earlier item answers differently",
+                            status=422, code="duplicate_product")
         out.append((product_id, response))
-    if len(set(out)) != len(out):
-        raise ApiError(400, "invalid_value", "items must be unique")
-    if len({p for p, _ in out}) != len(out):
-        raise ApiError(422, "duplicate_product", "a product appears twice with different responses")
     return out
 
 

@@ -29,8 +29,8 @@ def create_recommendation():
     body = v.json_body()
     v.reject_unknown(body, ("customer_id", "k", "manager_id", "explain_exclusions"))
     if "customer_id" not in body:
-        raise ApiError(400, "missing_field", "customer_id is required")
-    customer_id = customer_id_param(body["customer_id"])
+        raise v.invalid(body, "customer_id", "%(name)s is required", code="missing_field")
+    customer_id = customer_id_param(body["customer_id"], in_body=True)
     k = v.integer(body, "k", lo=1, hi=MAX_K, default=5)
     explain = v.boolean(body, "explain_exclusions")
     reach = scope(body)

@@ -132,6 +132,7 @@ def restore(directory: Path, to_url: str, at: str | None = None, force: bool = F
         store = open_store(to_url)
     else:
         store = open_store(to_url, create=False)
+        store._schema_ready = True  # look before restoring: the first query must not create an empty schema
         if fulls.postgres_has_store(store) and not force:
             store.close()
             raise BackupError("the target database already holds a feedback store: pass --force to replace it")

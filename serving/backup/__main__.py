@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.backup", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     take = commands.add_parser("backup", help="take a backup (full or incremental)")
-    take.add_argument("--kind", choices=["auto", "full", "incremental"], default="auto")
+    take.add_argument("--kind", choices=["auto", "full", "incremental"], default="auto",
+                      help="auto: full when the last full is a week old, else incremental")
     take.add_argument("--url", help="the store to back up (default: the app's)")
     back = commands.add_parser("restore", help="restore the last full and its incrementals")
     back.add_argument("--to", required=True, help="the store to restore into: sqlite:///path or postgresql://...")

@@ -29,7 +29,7 @@ OVERLAP = timedelta(hours=1)
 # table -> (columns, index of the timestamp column or None); the order restores parents first
 TABLES: dict[str, tuple[tuple[str, ...], int | None]] = {
     "recommendation_lists": (("recommendation_id", "customer_id", "manager_id", "stage", "parent_recommendation_id",
-                              "model_version", "created_at"), 6),
+                              "model_version", "created_at", "arm"), 6),
     "recommendation_items": (("recommendation_id", "product_id", "rank", "score", "match_score", "reasons",
                               "tags"), None),
     "feedback_requests": (("idempotency_key", "request_hash", "recommendation_id", "manager_id", "recorded_at"), 4),
@@ -111,6 +111,7 @@ def apply(store: SqlStore, path: Path, batch_size: int = 2000) -> dict[str, int]
         if not rows:
             return
         columns, _ = TABLES[table]
+        rows[:] = [row + (None,) * (len(columns) - len(row)) for row in rows]  # taken before a column was added
         marks = ", ".join("?" * len(columns))
         sql = store._sql(f"INSERT INTO {table} ({', '.join(columns)}){override if table == 'feedback' else ''}"
                          f" VALUES ({marks}) ON CONFLICT DO NOTHING")

@@ -7,6 +7,7 @@ from .base import (
     FeedbackResult,
     FeedbackRow,
     Recommendation,
+    ShadowList,
     ShownProduct,
     SqlStore,
     StoreUnavailable,
@@ -16,7 +17,7 @@ from .base import (
 )
 
 __all__ = ["FeedbackResult", "FeedbackRow", "Recommendation", "ShownProduct", "SqlStore", "StoreUnavailable",
-           "open_store", "redact", "row_key", "scoped_key", "utc"]
+           "ShadowList", "open_store", "redact", "row_key", "scoped_key", "utc"]
 
 
 def open_store(url: str, *, create: bool = True, timezone: str | None = None, connect_timeout: float = 5.0,

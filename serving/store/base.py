@@ -51,8 +51,9 @@ class ShownProduct:
     rank: int
     score: float
     match_score: int
-    reasons: tuple[dict[str, str], ...] = ()
+    reasons: tuple[dict[str, Any], ...] = ()  # code, English text; template and params when translatable
     tags: tuple[str, ...] = ()
+    annual_value_cny: float | None = None     # the value the engine ranked with (not stored: the catalogue's)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,17 @@ class Recommendation:
     model_version: str
     created_at: datetime
     products: tuple[ShownProduct, ...]
+    ordered_by: str | None = None  # the engine's Ranking.ordered_by (not stored)
+    arm: str | None = None  # champion | challenger | control (None: logged before arms)
+
+
+@dataclass(frozen=True)
+class ShadowList:
+    """The challenger's list for a request it did not serve: logged, never shown."""
+
+    arm: str
+    model_version: str
+    product_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -103,7 +115,7 @@ class FeedbackResult:
 _EXPORT_SQL = {  # rows committed after one watermark and up to another, in commit order
     "recommendations": """
         SELECT l.recommendation_id, l.customer_id, l.manager_id, l.stage, l.parent_recommendation_id,
-               i.product_id, i.rank, i.score, i.match_score, l.model_version, l.created_at
+               i.product_id, i.rank, i.score, i.match_score, l.model_version, l.created_at, l.arm
         FROM recommendation_order o
         JOIN recommendation_lists l ON l.recommendation_id = o.recommendation_id
         JOIN recommendation_items i ON i.recommendation_id = l.recommendation_id
@@ -137,6 +149,7 @@ class SqlStore:
 
     backend = "sql"
     ddl: Sequence[str] = ()
+    migrations: dict[int, Sequence[str]] = {}
     unavailable_errors: tuple[type[BaseException], ...] = ()  # the driver's "cannot reach / timed out"
     RECONNECT_AFTER_SECONDS = 1.0  # after a failed connect, fail fast for this long
 
@@ -249,8 +262,14 @@ class SqlStore:
             for statement in self.ddl:
                 cur.execute(statement)
             cur.execute(self._sql("SELECT version FROM lingxi_schema"))
-            if cur.fetchone() is None:
+            stored = cur.fetchone()
+            if stored is None:
                 cur.execute(self._sql("INSERT INTO lingxi_schema (version) VALUES (?)"), (SCHEMA_VERSION,))
+            elif int(stored[0]) < SCHEMA_VERSION:  # an older store: bring it up to date, in this transaction
+                for version in range(int(stored[0]) + 1, SCHEMA_VERSION + 1):
+                    for statement in self.migrations.get(version, ()):
+                        cur.execute(statement)
+                cur.execute(self._sql("UPDATE lingxi_schema SET version = ?"), (SCHEMA_VERSION,))
             cur.execute(self._sql("SELECT timezone FROM dashboard_state"))
             state = cur.fetchone()
             if state is None:  # first use by this version: number the lists logged before it
@@ -266,15 +285,23 @@ class SqlStore:
         self._query("SELECT 1")
 
     # -- recommendations -------------------------------------------------------------------
-    def log_recommendation(self, rec: Recommendation, reads: Sequence[Any] = ()) -> None:
-        """Log a list; ``reads`` (``audit.CustomerRead``) go to the audit log in the same transaction."""
+    def log_recommendation(self, rec: Recommendation, reads: Sequence[Any] = (),
+                           shadow: ShadowList | None = None) -> None:
+        """Log a list; ``reads`` (``audit.CustomerRead``) go to the audit log and ``shadow`` (the
+        challenger's unshown list) to ``recommendation_shadow``, in the same transaction."""
         with self._write() as cur:
             insert_reads(self, cur, reads)
             cur.execute(self._sql(
                 "INSERT INTO recommendation_lists (recommendation_id, customer_id, manager_id, stage,"
-                " parent_recommendation_id, model_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+                " parent_recommendation_id, model_version, created_at, arm) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
                 (rec.recommendation_id, rec.customer_id, rec.manager_id, rec.stage, rec.parent_recommendation_id,
-                 rec.model_version, self._ts_in(rec.created_at)))
+                 rec.model_version, self._ts_in(rec.created_at), rec.arm))
+            if shadow is not None:
+                cur.execute(self._sql(
+                    "INSERT INTO recommendation_shadow (recommendation_id, arm, model_version, products, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)"),
+                    (rec.recommendation_id, shadow.arm, shadow.model_version, json.dumps(list(shadow.product_ids)),
+                     self._ts_in(rec.created_at)))
             if rec.products:
                 cur.executemany(self._sql(
                     "INSERT INTO recommendation_items (recommendation_id, product_id, rank, score, match_score,"
@@ -289,17 +316,22 @@ class SqlStore:
     def get_recommendation(self, recommendation_id: str) -> Recommendation | None:
         head = self._query(
             "SELECT recommendation_id, customer_id, manager_id, stage, parent_recommendation_id, model_version,"
-            " created_at FROM recommendation_lists WHERE recommendation_id = ?", (recommendation_id,))
+            " created_at, arm FROM recommendation_lists WHERE recommendation_id = ?", (recommendation_id,))
         if not head:
             return None
         items = self._query(
             "SELECT product_id, rank, score, match_score, reasons, tags FROM recommendation_items"
             " WHERE recommendation_id = ? ORDER BY rank", (recommendation_id,))
-        rid, customer_id, manager_id, stage, parent, model_version, created_at = head[0]
+        rid, customer_id, manager_id, stage, parent, model_version, created_at, arm = head[0]
         products = tuple(ShownProduct(p, int(r), float(s), int(m), tuple(json.loads(reasons)), tuple(json.loads(tags)))
                          for p, r, s, m, reasons, tags in items)
         return Recommendation(rid, customer_id, manager_id, int(stage), parent, model_version,
-                              self._ts_out(created_at), products)
+                              self._ts_out(created_at), products, arm=arm)
+
+    def shadow_for(self, recommendation_id: str) -> ShadowList | None:
+        rows = self._query("SELECT arm, model_version, products FROM recommendation_shadow WHERE recommendation_id = ?",
+                           (recommendation_id,))
+        return ShadowList(rows[0][0], rows[0][1], tuple(json.loads(rows[0][2]))) if rows else None
 
     # -- feedback --------------------------------------------------------------------------
     def _feedback_rows(self, cur: Any, where: str, params: Sequence[Any]) -> tuple[FeedbackRow, ...]:
@@ -371,6 +403,37 @@ class SqlStore:
         sql = _LATEST.format(partition="product_id", where="customer_id = ?")
         return {row[1]: (row[4], self._ts_out(row[5])) for row in self._query(sql, (customer_id,))}
 
+    # -- a customer's history and a book's contacts (console) ------------------------------
+    def customer_recommendations(self, customer_id: str, limit: int = 20) -> list[Recommendation]:
+        """The customer's logged lists, newest first (at most ``limit``)."""
+        heads = self._query(
+            "SELECT recommendation_id FROM recommendation_lists WHERE customer_id = ?"
+            " ORDER BY created_at DESC, recommendation_id DESC LIMIT ?", (customer_id, int(limit)))
+        return [rec for (rid,) in heads if (rec := self.get_recommendation(rid)) is not None]
+
+    def _chunked(self, sql: str, customer_ids: Sequence[str], params: Sequence[Any] = ()) -> list[tuple]:
+        """Run ``sql`` (with ``{ids}`` for the placeholder list) over the ids in chunks of 500."""
+        rows: list[tuple] = []
+        for start in range(0, len(customer_ids), 500):
+            chunk = list(customer_ids[start:start + 500])
+            rows += self._query(sql.format(ids=", ".join("?" * len(chunk))), chunk + list(params))
+        return rows
+
+    def last_contacts(self, customer_ids: Sequence[str], since: datetime) -> dict[str, datetime]:
+        """customer id -> when the latest list was shown to them, for those shown one since ``since``."""
+        rows = self._chunked("SELECT customer_id, MAX(created_at) FROM recommendation_lists"
+                             " WHERE customer_id IN ({ids}) AND created_at >= ? GROUP BY customer_id",
+                             customer_ids, (self._ts_in(since),))
+        return {cid: self._ts_out(ts) for cid, ts in rows}
+
+    def judgements_of(self, customer_ids: Sequence[str]) -> dict[str, dict[str, tuple[str, datetime]]]:
+        """``customer_judgements`` for many customers at once: id -> product id -> (response, when)."""
+        sql = _LATEST.format(partition="customer_id, product_id", where="customer_id IN ({ids})")
+        out: dict[str, dict[str, tuple[str, datetime]]] = {}
+        for _rid, product_id, customer_id, _mid, response, recorded_at in self._chunked(sql, customer_ids):
+            out.setdefault(customer_id, {})[product_id] = (response, self._ts_out(recorded_at))
+        return out
+
     # -- dashboard (pre-aggregated daily counts, ``dashboard``) ----------------------------
     def item_outcomes(self, first: date, last: date) -> list[tuple]:
         """Per (stage, list manager, product): shown, judged, interested, not_interested, already_owns,
@@ -380,6 +443,10 @@ class SqlStore:
     def list_outcomes(self, first: date, last: date) -> list[tuple]:
         """Per (stage, list manager): lists, lists with any feedback, lists with an "interested"."""
         return dashboard.list_outcomes(self, first, last)
+
+    def daily_outcomes(self, first: date, last: date) -> list[tuple]:
+        """Per (local day, stage, list manager): shown, judged, interested (the hit rate over time)."""
+        return dashboard.daily_outcomes(self, first, last)
 
     def feedback_counts(self, first: date, last: date) -> list[tuple]:
         """Per (recording manager, product, response): count of latest judgements recorded on local days

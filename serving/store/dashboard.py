@@ -140,6 +140,14 @@ def list_outcomes(store: SqlStore, first: date, last: date) -> list[tuple]:
     return [(int(s), _none(m), int(a), int(b), int(c)) for s, m, a, b, c in rows]
 
 
+def daily_outcomes(store: SqlStore, first: date, last: date) -> list[tuple]:
+    """Per (local day, stage, list manager): shown, judged, interested, for lists logged on [first, last]."""
+    rows = store._query(
+        "SELECT day, stage, manager_id, SUM(shown), SUM(judged), SUM(interested) FROM dashboard_items"
+        " WHERE day >= ? AND day <= ? GROUP BY day, stage, manager_id", (first.isoformat(), last.isoformat()))
+    return [(str(d), int(s), _none(m), int(a), int(b), int(c)) for d, s, m, a, b, c in rows]
+
+
 def feedback_counts(store: SqlStore, first: date, last: date) -> list[tuple]:
     """Per (recording manager, product, response): latest answers recorded on local days [first, last]."""
     rows = store._query(

@@ -16,6 +16,7 @@ import psycopg
 
 from .base import SqlStore, StoreUnavailable, utc
 from .schema import POSTGRES, ddl
+from .schema import migrations as schema_migrations
 
 _LOCK_ID = 7_350_001  # arbitrary, constant: "lingxi schema"
 _PUSH_LOCK_ID = 7_350_002  # "lingxi online-store push"
@@ -26,6 +27,7 @@ DDL = (f"SELECT pg_advisory_xact_lock({_LOCK_ID})", *ddl(POSTGRES))
 class PostgresStore(SqlStore):
     backend = "postgresql"
     ddl = DDL
+    migrations = schema_migrations(POSTGRES)
 
     unavailable_errors = (psycopg.OperationalError,)  # connection lost, statement timeout, server shutting down
 

@@ -9,13 +9,18 @@ list's ``created_at`` comes from the worker's clock, so it cannot order commits)
 ``dashboard_*`` tables are the dashboard's daily counts (days in the bank's time zone, kept in
 ``dashboard_state``), maintained in the same transaction as each write (``serving.store.dashboard``);
 ``manager_id`` there is ``''`` for a list logged without a manager.
+
+``recommendation_lists.arm`` names who served a list (``champion``, ``challenger``, ``control``;
+null before arms existed) and ``recommendation_shadow`` keeps the challenger's list for a request
+it did not serve (logged, never shown). Databases older than a change are brought up to date by
+``MIGRATIONS`` (schema version -> statements), applied once when a store first connects.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ def ddl(dialect: Dialect) -> tuple[str, ...]:
         stage INTEGER NOT NULL CHECK (stage IN (1, 2)),
         parent_recommendation_id TEXT REFERENCES recommendation_lists (recommendation_id),
         model_version TEXT NOT NULL,
-        created_at {ts} NOT NULL)""",
+        created_at {ts} NOT NULL,
+        arm TEXT)""",
         "CREATE INDEX IF NOT EXISTS recommendation_lists_created ON recommendation_lists (created_at)",
         "CREATE INDEX IF NOT EXISTS recommendation_lists_customer ON recommendation_lists (customer_id)",
         """CREATE TABLE IF NOT EXISTS recommendation_items (
@@ -92,6 +98,12 @@ def ddl(dialect: Dialect) -> tuple[str, ...]:
         seq {seq},
         recommendation_id TEXT NOT NULL UNIQUE REFERENCES recommendation_lists (recommendation_id))""",
         "CREATE TABLE IF NOT EXISTS dashboard_state (timezone TEXT NOT NULL)",
+        f"""CREATE TABLE IF NOT EXISTS recommendation_shadow (
+        recommendation_id TEXT PRIMARY KEY REFERENCES recommendation_lists (recommendation_id),
+        arm TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        products TEXT NOT NULL,
+        created_at {ts} NOT NULL)""",
         """CREATE TABLE IF NOT EXISTS dashboard_items (
         day TEXT NOT NULL, stage INTEGER NOT NULL, manager_id TEXT NOT NULL, product_id TEXT NOT NULL,
         shown BIGINT NOT NULL, judged BIGINT NOT NULL, interested BIGINT NOT NULL,
@@ -106,6 +118,13 @@ def ddl(dialect: Dialect) -> tuple[str, ...]:
         n BIGINT NOT NULL,
         PRIMARY KEY (day, manager_id, product_id, response))""",
     )
+
+
+def migrations(dialect: Dialect) -> dict[int, tuple[str, ...]]:
+    """Statements that bring a store at version N - 1 to version N (tables that are new in N come
+    from ``ddl``'s ``IF NOT EXISTS``; only changes to existing tables are here)."""
+    if_missing = "IF NOT EXISTS " if dialect is POSTGRES else ""  # SQLite migrates under one writer lock
+    return {2: (f"ALTER TABLE recommendation_lists ADD COLUMN {if_missing}arm TEXT",)}
 
 
 # every table of the store, in creation order (what a full backup must carry)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from .base import SqlStore, StoreUnavailable, utc
 from .schema import SQLITE, ddl
+from .schema import migrations as schema_migrations
 
 _FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -28,6 +29,7 @@ DDL = ddl(SQLITE)
 class SqliteStore(SqlStore):
     backend = "sqlite"
     ddl = DDL
+    migrations = schema_migrations(SQLITE)
 
     def __init__(self, path: Path, busy_timeout_ms: int = 10_000) -> None:
         super().__init__()

@@ -92,11 +92,17 @@ def _digests(folder) -> dict[str, str]:
 def test_deterministic_for_a_seed(tmp_path, monkeypatch):
     tables = []
     for run, seed in (("a", 3), ("b", 3), ("c", 4)):
-        generate(1_500, seed, tmp_path / run / "raw", tmp_path / run / "oracle", progress=False)
+        # run b without the posterior oracle: it only watches, so the raw tables cannot change
+        generate(1_500, seed, tmp_path / run / "raw", tmp_path / run / "oracle", progress=False,
+                 posterior_oracle=run != "b")
         tables.append({t: pd.read_parquet(tmp_path / run / "raw" / t) for t in ("events", "customer_assignments")})
     for table in ("events", "customer_assignments"):
         pd.testing.assert_frame_equal(tables[0][table], tables[1][table])
         assert not tables[0][table].equals(tables[2][table])
+    assert _digests(tmp_path / "a" / "raw") == _digests(tmp_path / "b" / "raw")
+    with_posterior, without = _digests(tmp_path / "a" / "oracle"), _digests(tmp_path / "b" / "oracle")
+    assert {k: v for k, v in with_posterior.items() if not k.startswith("posterior/")} == without
+    assert any(k.startswith("posterior/cutoff=") for k in with_posterior)
     # the books draw from a stream of their own: another books stream changes the books and
     # not one byte of the other raw tables or the oracle (the workers are forked: they see the patch)
     monkeypatch.setattr(books, "BOOKS_STREAM", books.BOOKS_STREAM + 1)

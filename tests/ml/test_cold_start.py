@@ -145,3 +145,20 @@ def test_precision_curve():
     y = np.array([1, 0, 1, 0])
     curve = precision_curve(score, y, [1, 2, 3, 10], tie_break=np.array([0, 1, 2, 3]))
     assert curve == {1: 1.0, 2: 0.5, 3: pytest.approx(2 / 3), 10: 0.5}
+
+
+def test_precision_interval_is_exact_for_the_hits_and_brackets_the_lift():
+    import numpy as np
+
+    from ml.evaluation.cold_start import _precision_interval
+
+    rng = np.random.default_rng(0)
+    score = rng.random(20_000)
+    y = (rng.random(20_000) < 0.01 + 0.2 * (score > 0.99)).astype(float)
+    out = _precision_interval(score, y, 200, np.arange(20_000))
+    order = np.argsort(-score)
+    assert out["hits"] == int(y[order[:200]].sum()) and out["n"] == 200
+    lo, hi = out["precision_ci"]
+    assert lo < out["hits"] / 200 < hi
+    lift = (out["hits"] / 200) / y.mean()
+    assert out["lift_ci"][0] < lift < out["lift_ci"][1]

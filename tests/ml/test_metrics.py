@@ -285,3 +285,33 @@ def test_ranking_is_vectorised_fast_enough():
     elapsed = time.perf_counter() - t
     assert 0 < rep["recall@5"] < 1
     assert elapsed < 20, f"ranking_report took {elapsed:.1f}s on {n:,} x {m}"
+
+
+# --------------------------------------------------------------------------------------------
+# intervals
+# --------------------------------------------------------------------------------------------
+
+def test_poisson_bootstrap_intervals_cover_the_truth_and_pair_ratios():
+    rng = np.random.default_rng(3)
+    x = rng.random((5_000, 2))
+    x[:, 1] = 2 * x[:, 0]  # a perfectly paired second figure
+    sums, weights = M.poisson_bootstrap(x, replicates=400, seed=1)
+    means = sums / weights[:, None]
+    lo, hi = M.interval(means[:, 0])
+    assert lo < 0.5 < hi and hi - lo < 0.04
+    assert M.interval(sums[:, 1] / sums[:, 0]) == pytest.approx([2.0, 2.0])  # paired: no spread at all
+
+
+def test_exact_binomial_interval():
+    assert M.binomial_interval(0, 10)[0] == 0.0 and M.binomial_interval(10, 10)[1] == 1.0
+    lo, hi = M.binomial_interval(13, 200)
+    assert lo == pytest.approx(0.0351, abs=1e-3) and hi == pytest.approx(0.1087, abs=1e-3)
+
+
+def test_binary_intervals_bracket_the_point_estimates():
+    rng = np.random.default_rng(7)
+    y = rng.random(3_000) < 0.05
+    s = y + rng.normal(0, 1, 3_000)
+    ci = M.binary_intervals(y, s, replicates=200)
+    assert ci["roc_auc"][0] < M.roc_auc(y, s) < ci["roc_auc"][1]
+    assert ci["lift_at_10"][0] < M.lift_at(y, s, 0.10) < ci["lift_at_10"][1]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -97,3 +98,46 @@ def test_report_has_figures(trained_data_dir):
     page = (reports / "report.html").read_text()
     for figure in ("pr_curves", "gain_chart", "calibration", "feature_importance"):
         assert f"figures/{figure}.png" in page and (reports / "figures" / f"{figure}.png").stat().st_size > 5_000
+    text = re.sub(r"<[^>]+>|figures/\S+|version [^,.<]+", " ", page)  # numbers a reader sees, not ids
+    assert not re.findall(r"\d\.\d{7,}", text), "figures are rounded to their precision"
+
+
+LIST_FIGURES = {"map_at_5", "recall_at_5", "top_decile_lift", "value_captured_at_5"}
+
+
+def test_summary_judges_the_served_list_against_both_oracles_with_intervals(report):
+    summary = report["summary"]
+    for name in ("served", "propensity_only"):
+        row = summary[name]
+        assert LIST_FIGURES <= set(row) and set(row["ci"]) == LIST_FIGURES
+        for figure in LIST_FIGURES:
+            lo, hi = row["ci"][figure]
+            assert lo <= row[figure] <= hi
+    for name in ("oracle_posterior", "oracle_prior"):
+        assert summary[name]["n_customers"] == 20_000  # the sample is everyone at test scale
+        lo, hi = summary[name]["ci"]["map_at_5"]
+        assert lo <= summary[name]["map_at_5"] <= hi
+    ratio = summary["served_vs_posterior_oracle"]
+    sample = report["evaluation"]["lists"]["sample"]["rows"]
+    assert ratio["ratio"] == pytest.approx(sample["served"]["map_at_5"] / sample["oracle_posterior"]["map_at_5"])
+    assert ratio["ci"][0] <= ratio["ratio"] <= ratio["ci"][1]
+    # the posterior oracle knows less than the full oracle
+    assert summary["oracle_posterior"]["map_at_5"] < sample["oracle_true"]["map_at_5"]
+
+
+def test_the_served_list_is_the_serving_code_path(trained_data_dir, report):
+    """The evaluated served list is what StageOne (the API's and the nightly table's code) returns."""
+    import numpy as np
+
+    from ml.evaluation.evaluate import HoldoutSet
+    from ml.evaluation.served import ListRanker
+    from ml.recommendation.stage_one import StageOne
+    from ml.training.registry import load_model
+
+    paths = Paths(data=trained_data_dir, reports=trained_data_dir / "reports")
+    model, _ = load_model(paths)
+    holdout = HoldoutSet(paths, model.products).subset(np.arange(500))
+    served, _ = ListRanker(model).lists(holdout.features)["served"]
+    assert (served == StageOne(model).score_batch(holdout.features, 5).top).all()
+    values = report["evaluation"]["lists"]["all"]["rows"]
+    assert values["served"]["value_captured_at_5"] >= values["propensity_only"]["value_captured_at_5"] - 0.05

@@ -147,6 +147,8 @@ def test_publish_makes_one_version_current(work_dir: Path):
     assert versions.current_version(work_dir) == version and result["model_version"] == "tiny-1"
     manifest = versions.read_manifest(folder)
     assert manifest["stage_one_table"] == "tiny-1:800"
+    nightly = folder / "scores" / "stage_one.parquet"  # the console's call lists read the version's own
+    assert nightly.stat().st_ino == (work_dir / "scores" / "stage_one.parquet").stat().st_ino
     assert manifest["feedback_seeded"] == {"customers": 1, "until": "2025-07-02T02:30:00+00:00"}  # UTC
     assert {"customer_360.parquet", "manager_books.parquet", "labels_adoption.parquet"} <= set(manifest["marts"])
     # big files are links to the working ones, not copies

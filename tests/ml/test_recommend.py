@@ -322,6 +322,26 @@ def test_match_score_is_a_monotone_percentile(seed, values):
         assert abs(ref.score(np.array([np.median(p[allowed[:, j], j])]), j)[0] - 100 * share) <= 1.5
 
 
+def test_match_score_agrees_with_the_ranking_key(model, customers, tmp_path):
+    """The display score is a percentile of the expected value (the ranking key) among every suitable
+    offer: within any list it never increases down the list, and it survives a save / load."""
+    from ml.recommendation.match_score import MatchReference, log_scale
+
+    s1 = StageOne(model)
+    _, x = customers
+    n = len(x)
+    lists = s1.score_batch(x, 5)
+    reference = MatchReference.fit(lists.probabilities, lists.allowed, s1.products, s1.model_version, s1.values)
+    reference.save(tmp_path / "ref.json")
+    s1.reference = MatchReference.load(tmp_path / "ref.json")
+    assert s1.reference.value_quantiles is not None
+    for i in range(n):
+        top = lists.top[i][lists.top[i] >= 0]
+        match = s1.match(lists.probabilities[i, top], top)
+        assert np.all(np.diff(match) <= 0), (match, lists.probabilities[i, top] * s1.values[top])
+    assert np.all(np.diff(log_scale(np.array([0.001, 0.5, 3.0, 40.0, 900.0]))) >= 0)
+
+
 def test_asset_margin_fails_closed(model):
     x = synthetic_features(3, seed=1)
     x[:, POSITION["risk_tolerance"]] = 5

@@ -10,7 +10,7 @@ import pytest
 from test_recommend import tiny_relations
 
 from ml.core.catalogue import load_catalogue
-from ml.evaluation.simulated_logs import _write_export
+from ml.evaluation.simulated_logs import write_export
 from ml.recommendation.rerank_training import (
     TrainingSet,
     fit,
@@ -159,7 +159,7 @@ def test_sessions_from_the_feedback_export(tmp_path):
           ("F2", "R1", "C1", "WLT_WMP", "m", "interested", at, "k2"),
           ("F3", "R1", "C1", "WLT_WMP", "m", "not_interested", at + timedelta(minutes=1), "k3"),  # latest wins
           ("F4", "R2", "C1", "CRD_CARD", "m", "already_owns", at + timedelta(minutes=6), "k4")]
-    _write_export(tmp_path, recs, fb, {"source": "test"})
+    write_export(tmp_path, recs, fb, {"source": "test"})
     frame, first, second = sessions_from_logs(*load_logs(tmp_path), PRODUCTS)
     assert list(frame.customer_id) == ["C1"]
     assert first[0, PRODUCTS.index("PRO_CAR")] == INTERESTED

@@ -131,7 +131,8 @@ class FakeEngine:
 
         return self._rank(customer_id, k, explain_exclusions, suppressed, weight, stage="2")
 
-    def cold_start(self, product: Mapping[str, Any], n: int) -> ColdStartResult:
+    def cold_start(self, product: Mapping[str, Any], n: int,
+                   assumptions: Mapping[str, float] | None = None) -> ColdStartResult:
         conflicts = tuple(
             Conflict(p.product_id, "substitute" if p.risk_label == product["risk_level"] else "overlap",
                      round(0.5 + 0.5 * _unit(product["product_id"], p.product_id), 4), f"same category {p.category}",
@@ -147,8 +148,11 @@ class FakeEngine:
                 targets.append(Target(customer_id, int(_unit(customer_id, product["product_id"]) * 100),
                                       (Reason("FAKE_MATCH", "suitable and hashed"),)))
         targets.sort(key=lambda t: (-t.match_score, t.customer_id))
-        forecast = Forecast(12, 10.0, 5.0, 20.0, 10.0 * (product.get("annual_value_cny") or 100.0),
-                            tuple(c.product_id for c in conflicts[:3]), ("fake: fixed uptake of 10 customers",))
+        contact_rate = float((assumptions or {}).get("contact_rate", 0.2))  # the fake's one live assumption
+        adopters = 50.0 * contact_rate
+        forecast = Forecast(12, adopters, adopters / 2, adopters * 2, adopters * (product.get("annual_value_cny") or 100.0),
+                            tuple(c.product_id for c in conflicts[:3]), (f"fake: {adopters:g} adopters",),
+                            parameters=(("horizon_months", 12.0), ("contact_rate", contact_rate)))
         return ColdStartResult(conflicts, tuple(targets[:n]), forecast, "fake-1-cold", warnings)
 
     def push_feedback(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -212,7 +216,9 @@ def make_customer_360(marts: Path, n: int = 400, seed: int = 11, *, events: bool
 
 def write_books(marts: Path, ids: Sequence[str], rng: np.random.Generator) -> pd.DataFrame:
     """``manager_books.parquet`` as the dbt mart writes it (one row per customer, sorted by manager)."""
-    managers = rng.choice(list(FAKE_MANAGERS), size=len(ids), p=[0.4, 0.3, 0.2, 0.1])
+    # A customer's manager follows from the id alone, so a customer keeps their manager in every version.
+    share = np.array([int(hashlib.sha256(cid.encode()).hexdigest()[:8], 16) / 16**8 for cid in ids])
+    managers = np.array(list(FAKE_MANAGERS))[np.searchsorted(np.cumsum([0.4, 0.3, 0.2, 0.1]), share, side="right")]
     frame = pd.DataFrame({
         "customer_id": list(ids),
         "branch_id": [FAKE_BRANCHES[m] for m in managers],

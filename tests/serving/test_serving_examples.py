@@ -15,7 +15,7 @@ from benchmarks.examples import demo_tokens, example_customer, main
 def test_demo_tokens_are_reused(tmp_path):
     first = demo_tokens(tmp_path, tmp_path / "tokens.json", "M003")
     again = demo_tokens(tmp_path, tmp_path / "tokens.json", "M003")
-    assert first == again and set(first) == {"admin", "manager"}
+    assert first == again and set(first) == {"admin", "crm", "manager"}
     assert oct((tmp_path / "demo_tokens.json").stat().st_mode & 0o777) == "0o600"
     assert first["admin"] not in (tmp_path / "tokens.json").read_text()
     (tmp_path / "demo_tokens.json").write_text(json.dumps({"admin": "lx_stale", "manager": first["manager"]}))

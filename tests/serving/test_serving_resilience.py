@@ -201,14 +201,15 @@ def test_gunicorn_boots_during_a_postgresql_outage_and_recovers(tmp_path: Path, 
                 time.sleep(0.2)
         assert ready.status_code == 503 and ready.json()["checks"]["store"]["ok"] is False
         assert "unreachable" in ready.json()["checks"]["store"]["error"]
-        cid = __import__("pandas").read_parquet(tmp_path / "marts" / "customer_360.parquet")["customer_id"][0]
-        response = requests.post(f"{base}{V1}/recommendations", json={"customer_id": cid}, headers=bearer(token), timeout=10)
+        book = __import__("pandas").read_parquet(tmp_path / "marts" / "manager_books.parquet").iloc[0]
+        body = {"customer_id": book["customer_id"], "manager_id": book["manager_id"]}
+        response = requests.post(f"{base}{V1}/recommendations", json=body, headers=bearer(token), timeout=10)
         assert response.status_code == 503 and response.json()["error"]["code"] == "store_unavailable"
         assert "Worker failed to boot" not in log.read_text()
         forwarder.open()  # the database is back
         deadline = time.monotonic() + 20
         while True:
-            response = requests.post(f"{base}{V1}/recommendations", json={"customer_id": cid}, headers=bearer(token),
+            response = requests.post(f"{base}{V1}/recommendations", json=body, headers=bearer(token),
                                      timeout=10)
             if response.status_code == 201:
                 break

@@ -35,29 +35,37 @@ def config(data_dir: Path, **extra) -> dict:
             **extra}
 
 
-def lookup(client, headers, customer_id):
-    response = client.get(f"{V1}/customers/{customer_id}", headers=headers)
+def crm_body(customer_id: str, manager_of: dict[str, str]) -> dict:
+    """Stage one as the CRM asks for it: for the manager whose book holds the customer."""
+    return {"customer_id": customer_id, "manager_id": manager_of[customer_id]}
+
+
+def lookup(client, headers, customer_id, manager_of):
+    response = client.get(f"{V1}/customers/{customer_id}", headers=headers,
+                          query_string={"manager_id": manager_of[customer_id], "include": "features"})
     assert response.status_code == 200, response.json
     return response
 
 
-def test_the_engine_follows_the_published_version_without_a_restart(published, auth, customer_ids):
+def test_the_engine_follows_the_published_version_without_a_restart(published, auth, customer_ids, manager_of):
     """After the nightly switch, the next request answers from the new snapshot *and* the new engine
     (before: the model, table and Feast store stayed those of the worker's boot)."""
     app = create_app(config(published))
     client = app.test_client()
     cid = customer_ids[3]
-    first = lookup(client, auth("crm"), cid)
+    first = lookup(client, auth("crm"), cid, manager_of)
     assert first.headers[VERSION_HEADER] == FIRST
-    assert first.json["snapshot"] == FIRST and first.json["profile"]["model"] == f"fake-{FIRST}"
-    rec = client.post(f"{V1}/recommendations", json={"customer_id": cid}, headers=auth("crm"))
+    assert first.json["snapshot"] == FIRST and first.json["features"]["model"] == f"fake-{FIRST}"
+    rec = client.post(f"{V1}/recommendations", json={"customer_id": cid, "manager_id": manager_of[cid]},
+                      headers=auth("crm"))
     assert rec.json["model_version"] == f"fake-{FIRST}-stage1" and rec.headers[VERSION_HEADER] == FIRST
 
     make_version(published, SECOND, n=420)
-    second = lookup(client, auth("crm"), cid)
+    second = lookup(client, auth("crm"), cid, manager_of)
     assert second.headers[VERSION_HEADER] == SECOND
-    assert second.json["snapshot"] == SECOND and second.json["profile"]["model"] == f"fake-{SECOND}"
-    rec = client.post(f"{V1}/recommendations", json={"customer_id": cid}, headers=auth("crm"))
+    assert second.json["snapshot"] == SECOND and second.json["features"]["model"] == f"fake-{SECOND}"
+    rec = client.post(f"{V1}/recommendations", json={"customer_id": cid, "manager_id": manager_of[cid]},
+                      headers=auth("crm"))
     assert rec.json["model_version"] == f"fake-{SECOND}-stage1" and rec.headers[VERSION_HEADER] == SECOND
     ready = client.get("/readyz").json
     assert ready["version"] == SECOND and ready["checks"]["snapshot"]["rows"] == 420
@@ -84,7 +92,8 @@ def test_every_response_names_its_version(published, auth):
         assert response.headers[VERSION_HEADER] == FIRST, path
 
 
-def test_a_version_that_fails_to_load_leaves_the_previous_one_answering(published, auth, customer_ids, monkeypatch):
+def test_a_version_that_fails_to_load_leaves_the_previous_one_answering(published, auth, customer_ids, monkeypatch,
+                                                                         manager_of):
     import sys
     import types
 
@@ -100,19 +109,20 @@ def test_a_version_that_fails_to_load_leaves_the_previous_one_answering(publishe
     app = create_app(config(published, LINGXI_ENGINE=f"{module.__name__}:make", LINGXI_LOAD_RETRY_SECONDS=60))
     client = app.test_client()
     make_version(published, SECOND)
-    response = lookup(client, auth("crm"), customer_ids[0])
-    assert response.headers[VERSION_HEADER] == FIRST and response.json["profile"]["model"] == f"fake-{FIRST}"
+    response = lookup(client, auth("crm"), customer_ids[0], manager_of)
+    assert response.headers[VERSION_HEADER] == FIRST and response.json["features"]["model"] == f"fake-{FIRST}"
     ready = client.get("/readyz")
     assert ready.status_code == 200  # still serving a complete version
     status = ready.json["checks"]["version"]
     assert status["version"] == FIRST and status["pending"] == SECOND and status["attempts"] == 1
     assert "model.txt is truncated" in status["error"] and status["retry_in_s"] > 30
     make_version(published, THIRD)  # the next night's version loads
-    assert lookup(client, auth("crm"), customer_ids[0]).headers[VERSION_HEADER] == THIRD
+    assert lookup(client, auth("crm"), customer_ids[0], manager_of).headers[VERSION_HEADER] == THIRD
     assert client.get("/readyz").json["checks"]["version"]["pending"] is None
 
 
-def test_engine_load_failure_is_retried_with_backoff_and_503_says_why(published, auth, customer_ids, monkeypatch):
+def test_engine_load_failure_is_retried_with_backoff_and_503_says_why(published, auth, customer_ids, monkeypatch,
+                                                                   manager_of):
     """Before: a failed engine load answered 503 for the worker's life. Now: retried (1x, 2x, 4x the
     base delay ...) in the background, 503 with the reason and Retry-After meanwhile."""
     import sys
@@ -132,26 +142,29 @@ def test_engine_load_failure_is_retried_with_backoff_and_503_says_why(published,
     app = create_app(config(published, LINGXI_ENGINE=f"{module.__name__}:make", LINGXI_SNAPSHOT_BACKGROUND_RELOAD=True,
                             LINGXI_LOAD_RETRY_SECONDS=0.2, LINGXI_BOOT_WAIT_SECONDS=10))
     client = app.test_client()
-    response = client.post(f"{V1}/recommendations", json={"customer_id": customer_ids[0]}, headers=auth("crm"))
+    response = client.post(f"{V1}/recommendations", json=crm_body(customer_ids[0], manager_of),
+                           headers=auth("crm"))
     assert response.status_code == 503 and response.json["error"]["code"] == "engine_unavailable"
     assert "no current model" in response.json["error"]["message"] and int(response.headers["Retry-After"]) >= 1
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "no current model" in ready.json["checks"]["engine"]["error"]
-    assert lookup(client, auth("crm"), customer_ids[0]).json["profile"] is None  # the snapshot answers meanwhile
+    # the snapshot answers meanwhile
+    assert lookup(client, auth("crm"), customer_ids[0], manager_of).json["features"] is None
     deadline = time.monotonic() + 20
     while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert client.get("/readyz").status_code == 200 and len(calls) == 4
     gaps = [b - a for a, b in zip(calls, calls[1:])]
     assert gaps[0] >= 0.19 and gaps[1] >= 0.39 and gaps[2] >= 0.79  # exponential backoff
-    response = client.post(f"{V1}/recommendations", json={"customer_id": customer_ids[0]}, headers=auth("crm"))
+    response = client.post(f"{V1}/recommendations", json=crm_body(customer_ids[0], manager_of),
+                           headers=auth("crm"))
     assert response.status_code == 201
 
 
-def test_a_broken_pointer_keeps_the_current_version(published, auth, customer_ids):
+def test_a_broken_pointer_keeps_the_current_version(published, auth, customer_ids, manager_of):
     client = create_app(config(published)).test_client()
     (published / "versions" / "CURRENT").write_text("20990101T000000000000Z\n")  # names nothing finished
-    response = lookup(client, auth("crm"), customer_ids[0])
+    response = lookup(client, auth("crm"), customer_ids[0], manager_of)
     assert response.headers[VERSION_HEADER] == FIRST
     assert "has no manifest.json" in client.get("/readyz").json["checks"]["version"]["error"]
     versions.switch(published, FIRST)  # fixed
@@ -182,7 +195,7 @@ def test_unpublished_data_dir_is_served_as_it_is(tmp_path: Path, tokens, auth):
 
 
 # -- live: gunicorn, two workers, requests flowing through the switch ----------------------------
-def test_switch_under_load_never_mixes_versions(tmp_path: Path, tokens):
+def test_switch_under_load_never_mixes_versions(tmp_path: Path, tokens, manager_of):
     """Two gunicorn workers, four clients looking customers up and asking for stage one while two
     versions are published: no 5xx, and every answer comes from one version (snapshot, engine and
     header agree), both workers end on the last version, without a restart."""
@@ -203,11 +216,13 @@ def test_switch_under_load_never_mixes_versions(tmp_path: Path, tokens):
             cid = ids[i % len(ids)]
             i += 4
             try:
-                r = session.get(f"{base}{V1}/customers/{cid}", headers=headers, timeout=10)
+                r = session.get(f"{base}{V1}/customers/{cid}", headers=headers, timeout=10,
+                                params={"manager_id": manager_of[cid], "include": "features"})
                 body = r.json()
                 seen.append(("lookup", r.status_code, r.headers.get(VERSION_HEADER), body.get("snapshot"),
-                             (body.get("profile") or {}).get("model")))
-                r = session.post(f"{base}{V1}/recommendations", json={"customer_id": cid}, headers=headers, timeout=10)
+                             (body.get("features") or {}).get("model")))
+                r = session.post(f"{base}{V1}/recommendations", json=crm_body(cid, manager_of), headers=headers,
+                                 timeout=10)
                 seen.append(("stage_one", r.status_code, r.headers.get(VERSION_HEADER), None, r.json().get("model_version")))
             except requests.RequestException as exc:
                 seen.append(("error", None, None, None, type(exc).__name__))

@@ -358,6 +358,8 @@ def test_feedback_export_flows_into_the_marts(warehouse_data_dir, tmp_path):
         feedback = connection.execute(f"""
             select stage, count(*), sum(is_hit) from read_parquet('{marts}/recommendation_feedback.parquet')
             group by 1 order by 1""").fetchall()
+        arms = connection.execute(f"""
+            select distinct arm from read_parquet('{marts}/recommendation_feedback.parquet')""").fetchall()
         reported = connection.execute(f"""
             select count(*) from read_parquet('{marts}/holdings_current.parquet')
             where product_id = 'PRO_CAR' and is_reported_held = 1""").fetchone()[0]
@@ -365,6 +367,7 @@ def test_feedback_export_flows_into_the_marts(warehouse_data_dir, tmp_path):
             select sum(holds_pro_car) from read_parquet('{marts}/customer_360.parquet')
             where customer_id in ({", ".join(repr(c) for c in customers)})""").fetchone()[0]
     assert feedback == [(1, 120, 0), (2, 40, 40)]
+    assert arms == [(None,)]  # an export written before lists carried their arm still builds
     assert reported == 40 and c360 == 40
 
 

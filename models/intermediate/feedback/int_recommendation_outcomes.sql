@@ -78,6 +78,7 @@ final as (
         recommendations.score,
         recommendations.match_score,
         recommendations.model_version,
+        recommendations.arm,
 
         -- outcome
         latest_responses.response,

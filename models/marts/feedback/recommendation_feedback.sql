@@ -40,6 +40,7 @@ final as (
         outcomes.score,
         outcomes.match_score,
         outcomes.model_version,
+        outcomes.arm,
         products.category as product_category,
 
         -- customer segment (now)

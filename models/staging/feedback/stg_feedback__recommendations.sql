@@ -13,6 +13,7 @@
     'match_score': dbt.type_int(),
     'model_version': dbt.type_string(),
     'created_at': dbt.type_timestamp(),
+    'arm': dbt.type_string(),
 } %}
 
 with
@@ -43,6 +44,7 @@ renamed as (
         score,
         match_score,
         model_version,
+        arm,
 
         -- timestamps
         created_at
