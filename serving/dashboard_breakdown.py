@@ -2,7 +2,7 @@
 the conversion after "interested".
 
 Everything comes from logged data: the feedback store's daily counts (the same rows the API's
-``/dashboard`` sums, through ``workflow.dashboard`` and the store's ``daily_outcomes``), the books
+``/dashboard`` sums, through ``dashboard_summary.dashboard`` and the store's ``daily_outcomes``), the books
 of the served snapshot (which branch a manager works in), and, for conversions, the nightly mart
 ``recommendation_feedback`` (the exported log joined with the bank's product openings in the label
 window), read from the version served.
@@ -17,14 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from .workflow import Services, dashboard
+from .dashboard_summary import dashboard, rate
+from .workflow import Services
 
 FEEDBACK_MART = "recommendation_feedback.parquet"
 STAGES = {1: "stage_one", 2: "stage_two"}
-
-
-def _rate(num: int, den: int) -> float | None:
-    return round(num / den, 6) if den else None
 
 
 def marts_dir(services: Services) -> Path:
@@ -53,7 +50,7 @@ def daily(services: Services, start: date, end: date, managers: Collection[str] 
         acc["interested"] += interested
     for row in days.values():
         for key in STAGES.values():
-            row[key]["hit_rate"] = _rate(row[key]["interested"], row[key]["judged"])
+            row[key]["hit_rate"] = rate(row[key]["interested"], row[key]["judged"])
     return list(days.values())
 
 
@@ -91,7 +88,7 @@ def _sum_stages(rows: list[dict], key_of, extra_of) -> list[dict]:
     out = []
     for key, acc in sorted(groups.items(), key=lambda kv: (kv[0] is None, str(kv[0]))):
         for stage in STAGES.values():
-            acc[stage] = dict(acc[stage], hit_rate=_rate(acc[stage]["interested"], acc[stage]["judged"]))
+            acc[stage] = dict(acc[stage], hit_rate=rate(acc[stage]["interested"], acc[stage]["judged"]))
         acc["feedback"] = dict(acc["feedback"])
         out.append(acc)
     return out
@@ -135,10 +132,10 @@ def conversion_after_interest(services: Services, start: date, end: date,
     through = conn.execute("SELECT max(created_at) FROM read_parquet(?)", [str(path)]).fetchone()[0]
     interested = sum(int(n) for _, n, _ in rows)
     converted = sum(int(c or 0) for _, _, c in rows)
-    return {"interested": interested, "converted": converted, "rate": _rate(converted, interested),
+    return {"interested": interested, "converted": converted, "rate": rate(converted, interested),
             "through": through.isoformat() if through is not None else None,
             "by_product": [{"product_id": p, "interested": int(n), "converted": int(c or 0),
-                            "rate": _rate(int(c or 0), int(n))} for p, n, c in rows]}
+                            "rate": rate(int(c or 0), int(n))} for p, n, c in rows]}
 
 
 def figures(services: Services, start: date, end: date, managers: Collection[str] | None = None) -> dict[str, Any]:

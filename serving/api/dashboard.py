@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from flask import Blueprint, request
 
-from .. import workflow
+from ..dashboard_summary import dashboard
 from ..as_of import AsOf
 from ..auth import require
 from ..errors import ApiError
@@ -54,4 +54,4 @@ def get_dashboard():
     svc = services()
     as_of = svc.as_of()
     start, end = date_range(request.args, as_of)
-    return workflow.dashboard(svc, start, end, as_of)
+    return dashboard(svc, start, end, as_of)

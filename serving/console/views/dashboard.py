@@ -1,6 +1,6 @@
 """Dashboard: feedback counts and hit rates over time, per manager, branch, class and product; CSV.
 
-The figures are the API's dashboard (``workflow.dashboard`` over the feedback store's daily counts)
+The figures are the API's dashboard (``serving.dashboard_summary.dashboard`` over the feedback store's daily counts)
 plus ``serving.dashboard_breakdown``; a manager sees the lists of their own book, an admin every book.
 """
 from __future__ import annotations
