@@ -7,9 +7,9 @@ from datetime import date, timedelta
 
 from flask import Blueprint, request
 
-from ..dashboard_summary import dashboard
 from ..as_of import AsOf
 from ..auth import require
+from ..dashboard_summary import dashboard
 from ..errors import ApiError
 from .common import query_params, services
 

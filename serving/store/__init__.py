@@ -3,18 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import (
-    FeedbackResult,
-    FeedbackRow,
-    Recommendation,
-    ShadowList,
-    ShownProduct,
-    SqlStore,
-    StoreUnavailable,
-    row_key,
-    scoped_key,
-    utc,
-)
+from .base import SqlStore, StoreUnavailable, utc
+from .records import FeedbackResult, FeedbackRow, Recommendation, ShadowList, ShownProduct, row_key, scoped_key
 
 __all__ = ["FeedbackResult", "FeedbackRow", "Recommendation", "ShownProduct", "SqlStore", "StoreUnavailable",
            "ShadowList", "open_store", "redact", "row_key", "scoped_key", "utc"]

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from .base import FeedbackRow, Recommendation, SqlStore
+    from .base import SqlStore
+    from .records import FeedbackRow, Recommendation
 
 RESPONSES = ("interested", "not_interested", "already_owns")
 DEFAULT_TIMEZONE = "Asia/Shanghai"

@@ -19,7 +19,7 @@ from serving.backup import BackupError, backup, manifests, restore
 from serving.backup.__main__ import main as backup_cli
 from serving.backup.catalog import choose_kind
 from serving.store import Recommendation, ShownProduct, open_store
-from serving.store.base import row_key, scoped_key
+from serving.store.records import row_key, scoped_key
 
 RESPONSES = ("interested", "not_interested", "already_owns")
 FEEDBACK_SQL = ("SELECT seq, feedback_id, recommendation_id, customer_id, product_id, manager_id, response,"
